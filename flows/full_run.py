@@ -1,0 +1,156 @@
+"""Flow: the whole night, stage after stage (``python -m flows.full_run --data DIR``).
+
+Stages that are not built yet are recorded as such and reported plainly; their output is never
+faked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from pydantic import Field
+
+from flows.inventory import run_inventory_stage
+from flows.plan import PlanParams, run_plan_stage
+from flows.runners import RunnerSettings, make_task_runner, shared_cluster
+from flows.session import open_session
+from flows.settings import default_out_root
+from flows.stages import BUILT, STAGE_NAMES, STAGES, stage_range
+from tgpcore.calibration.plan import CalibrationPlan, format_plan
+from tgpcore.inventory import Inventory
+
+
+class FullRunParams(PlanParams):
+    """Parameters of a full run (shown as a typed form in the Prefect UI)."""
+
+    plan_only: bool = Field(False, description="Stop after the calibration plan")
+    from_stage: str | None = Field(None, description=f"First stage: one of {STAGE_NAMES}")
+    to_stage: str | None = Field(None, description="Last stage")
+
+
+@flow(name="tgp-full-run", log_prints=True)
+def full_run_flow(params: FullRunParams) -> dict[str, Any]:
+    """Run every built stage of the pipeline on one night and record it."""
+    logger = get_run_logger()
+    to_stage = "plan" if params.plan_only else params.to_stage
+    stages = stage_range(params.from_stage, to_stage)
+    session = open_session(params.data, params.out, params.profile,
+                           params.model_dump(mode="json"))
+    logger.info("run %s: stages %s -> %s; products in %s", session.run_id, stages[0],
+                stages[-1], session.run_dir)
+    timings: dict[str, float] = {}
+    result: dict[str, Any] = {"run_id": session.run_id, "run_dir": str(session.run_dir),
+                              "db_url": session.db_url, "not_built": [], "timings": timings}
+    inv: Inventory | None = None
+    try:
+        for name in stages:
+            t0 = time.perf_counter()
+            if name == "inventory":
+                inv = run_inventory_stage(session, params)
+                result["inventory"] = inv.to_payload()
+            elif name == "plan":
+                if inv is None:
+                    inv = run_inventory_stage(session, params)
+                result["plan"] = run_plan_stage(session, params, inv).to_dict()
+            else:
+                assert name not in BUILT, f"stage {name} is built but not wired"
+                message = f"stage '{name}' is not built yet: no products"
+                session.db.stage_not_built(session.run_id, name, message)
+                logger.warning(message)
+                result["not_built"].append(name)
+            timings[name] = round(time.perf_counter() - t0, 3)
+    except BaseException as exc:
+        session.db.finish_run(session.run_id, "failed", message=f"{type(exc).__name__}: {exc}")
+        raise
+    status = "partial" if result["not_built"] else "succeeded"
+    session.db.finish_run(session.run_id, status,
+                          message=("not built yet: " + ", ".join(result["not_built"]))
+                          if result["not_built"] else None)
+    result["status"] = status
+    create_markdown_artifact(
+        "# tgp run " + session.run_id + "\n\n| stage | status | seconds |\n|---|---|---|\n"
+        + "\n".join(f"| {n} | {'not built yet' if n in result['not_built'] else 'done'} | "
+                    f"{timings.get(n, 0):.2f} |" for n in stages),
+        key="run-summary", description="Stages of this run")
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of ``python -m flows.full_run`` and ``tgp run``."""
+    ap = argparse.ArgumentParser(prog="python -m flows.full_run",
+                                 description="Run the tgp pipeline on one raw night.")
+    ap.add_argument("--data", required=True, help="raw night folder (never modified)")
+    ap.add_argument("--out", default=default_out_root(),
+                    help="output root; the run writes <out>/<run-id>/ (default: %(default)s)")
+    ap.add_argument("--profile", help="instrument profile name or TOML file "
+                                      "(default: from TELESCOP/INSTRUME)")
+    ap.add_argument("--grouping", help="TOML file overriding the cluster/pointing grouping")
+    ap.add_argument("--plan-rules", help="TOML file overriding the calibration matching rules")
+    ap.add_argument("--plan-only", action="store_true",
+                    help="print the calibration plan, store it, and stop")
+    ap.add_argument("--from-stage", choices=STAGE_NAMES)
+    ap.add_argument("--to-stage", choices=STAGE_NAMES)
+    ap.add_argument("--runner", choices=["dask", "threads"], default="dask",
+                    help="task runner (default: a local Dask cluster)")
+    ap.add_argument("--dask-address", help="use an existing Dask scheduler, tcp://host:8786")
+    ap.add_argument("--workers", type=int, default=2, help="local Dask workers (default: 2)")
+    return ap
+
+
+def params_from_args(args: argparse.Namespace) -> FullRunParams:
+    """Flow parameters from parsed command-line options."""
+    return FullRunParams(
+        data=args.data, out=args.out, profile=args.profile, grouping=args.grouping,
+        plan_rules=args.plan_rules, plan_only=args.plan_only, from_stage=args.from_stage,
+        to_stage=args.to_stage,
+        runner=RunnerSettings(kind=args.runner, dask_address=args.dask_address,
+                              n_workers=args.workers))
+
+
+def run(params: FullRunParams) -> dict[str, Any]:
+    """Run the full-run flow with its task runner (one Dask cluster for the whole run)."""
+    with shared_cluster(params.runner) as address:
+        runner = make_task_runner(params.runner, address=address)
+        return full_run_flow.with_options(task_runner=runner)(params)
+
+
+def print_outcome(result: dict[str, Any], plan_only: bool) -> None:
+    """Tell the user what was done and where everything is."""
+    if "plan" in result:
+        print(format_plan(CalibrationPlan.from_dict(result["plan"])))
+        print()
+    print(f"run {result['run_id']}: {result['status']}")
+    for name, desc in STAGES:
+        if name in result["timings"]:
+            state = "NOT BUILT YET" if name in result["not_built"] else "done"
+            print(f"  {name:<14} {state:<14} {result['timings'][name]:7.2f} s  {desc}")
+    print(f"products: {result['run_dir']}")
+    print(f"run database: {result['db_url']}")
+    if not plan_only:
+        if "report" in result["not_built"]:
+            print("report: not built yet (the 'report' stage does not exist yet)")
+        else:
+            print(f"report: {result['run_dir']}/report.html")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    args = build_parser().parse_args(argv)
+    try:
+        params = params_from_args(args)
+        stage_range(params.from_stage, params.to_stage)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result = run(params)
+    print_outcome(result, params.plan_only)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

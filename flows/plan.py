@@ -1,0 +1,90 @@
+"""Flow: the calibration plan of a raw night (``python -m flows.plan --data DIR``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from pydantic import Field
+
+from flows.inventory import InventoryParams, run_inventory_stage
+from flows.runners import RunnerSettings, make_task_runner
+from flows.session import RunSession, open_session, recorded_stage
+from flows.settings import default_out_root
+from tasks.inventory import build_plan_task
+from tgpcore.calibration.plan import CalibrationPlan, format_plan
+from tgpcore.inventory import Inventory
+
+
+class PlanParams(InventoryParams):
+    """Parameters of the plan flow: the inventory's, plus the matching rules."""
+
+    plan_rules: str | None = Field(None, description="TOML file overriding the calibration "
+                                                     "plan's matching rules")
+
+
+def run_plan_stage(session: RunSession, params: PlanParams, inv: Inventory) -> CalibrationPlan:
+    """The plan stage inside an open run: build, store, summarise."""
+    logger = get_run_logger()
+    with recorded_stage(session, "plan") as counters:
+        plan = CalibrationPlan.from_dict(
+            build_plan_task.submit(inv.to_payload(), params.plan_rules).result())
+        masters, entries = plan.db_records()
+        session.db.replace_plan(session.run_id, masters, entries)
+        ok = sum(e.status == "ok" for e in plan.entries)
+        counters.update({"masters": len(plan.masters), "frames_ok": ok,
+                         "frames_refused": len(plan.entries) - ok})
+        logger.info("plan: %d/%d frames can be calibrated with %d masters", ok,
+                    len(plan.entries), len(plan.masters))
+        for w in plan.warnings:
+            logger.warning(w)
+        create_markdown_artifact("# Calibration plan\n\n```\n" + format_plan(plan) + "\n```",
+                                 key="calibration-plan", description="Masters per frame")
+        create_table_artifact(
+            [{"frame": e.relpath, "group": e.group_key or "", "bias": e.bias_key or "",
+              "dark": e.dark_key or "", "dark_scale": e.dark_scale, "flat": e.flat_key or "",
+              "status": e.status, "reason": e.reason or "", "warnings": "; ".join(e.warnings)}
+             for e in plan.entries], key="calibration-plan-table")
+    return plan
+
+
+@flow(name="tgp-plan", log_prints=True)
+def plan_flow(params: PlanParams, run_id: str | None = None) -> dict[str, Any]:
+    """Inventory a night and build its calibration plan, recording both."""
+    session = open_session(params.data, params.out, params.profile,
+                           params.model_dump(mode="json"), run_id=run_id)
+    try:
+        inv = run_inventory_stage(session, params)
+        plan = run_plan_stage(session, params, inv)
+    except BaseException as exc:
+        session.db.finish_run(session.run_id, "failed", message=str(exc))
+        raise
+    if run_id is None:
+        session.db.finish_run(session.run_id, "succeeded")
+    return {"run_id": session.run_id, "plan": plan.to_dict(), "db_url": session.db_url}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: print the calibration plan of a night."""
+    ap = argparse.ArgumentParser(prog="python -m flows.plan", description=__doc__)
+    ap.add_argument("--data", required=True, help="raw night folder")
+    ap.add_argument("--out", default=default_out_root(), help="output root (default: %(default)s)")
+    ap.add_argument("--profile", help="instrument profile name or TOML file")
+    ap.add_argument("--grouping", help="TOML file overriding the grouping")
+    ap.add_argument("--plan-rules", help="TOML file overriding the matching rules")
+    ap.add_argument("--runner", choices=["dask", "threads"], default="threads")
+    args = ap.parse_args(argv)
+    params = PlanParams(data=args.data, out=args.out, profile=args.profile,
+                        grouping=args.grouping, plan_rules=args.plan_rules,
+                        runner=RunnerSettings(kind=args.runner))
+    result = plan_flow.with_options(task_runner=make_task_runner(params.runner))(params)
+    print(format_plan(CalibrationPlan.from_dict(result["plan"])))
+    print(f"run {result['run_id']} recorded in {result['db_url']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The configurable task runner: a local Dask cluster, an existing Dask cluster, or threads."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Literal
+
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from flows.settings import default_dask_address
+
+
+class RunnerSettings(BaseModel):
+    """How stage flows run their tasks."""
+
+    kind: Literal["dask", "threads"] = Field(
+        "dask", description="'dask' (local cluster, or the one at dask_address) or 'threads'")
+    dask_address: str | None = Field(
+        default_factory=default_dask_address,
+        description="Scheduler of an existing Dask cluster, e.g. tcp://host:8786 "
+                    "(default: $TGP_DASK_ADDRESS, else a local cluster)")
+    n_workers: int = Field(2, ge=1, description="Workers of the local Dask cluster / threads")
+
+
+def make_task_runner(settings: RunnerSettings, address: str | None = None):
+    """A Prefect task runner for ``settings``; ``address`` overrides the Dask scheduler."""
+    if settings.kind == "threads":
+        return ThreadPoolTaskRunner(max_workers=settings.n_workers)
+    from prefect_dask import DaskTaskRunner
+
+    address = address or settings.dask_address
+    if address:
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": settings.n_workers,
+                                          "threads_per_worker": 1, "processes": True,
+                                          "dashboard_address": None})
+
+
+@contextlib.contextmanager
+def shared_cluster(settings: RunnerSettings) -> Iterator[str | None]:
+    """Start one local Dask cluster for a whole run (stage flows then connect to it).
+
+    Yields the scheduler address, or ``None`` when the runner is not a local Dask cluster.
+    Starting a cluster per stage would cost seconds each time; this costs it once.
+    """
+    if settings.kind != "dask" or settings.dask_address:
+        yield settings.dask_address
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=settings.n_workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        yield cluster.scheduler_address

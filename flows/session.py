@@ -1,0 +1,80 @@
+"""What every stage flow shares: the run database, the run id, the run's output folder."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from tgpcore import __version__
+from tgpcore.rundb.engine import open_db, resolve_database_url
+from tgpcore.rundb.repository import RunDB
+
+
+@lru_cache(maxsize=8)
+def _db_for(url: str) -> RunDB:
+    return RunDB(open_db(url))
+
+
+def run_database(out_root: str | Path) -> tuple[RunDB, str]:
+    """The run database for an output root (``TGP_DATABASE_URL`` wins), and its URL."""
+    url = resolve_database_url(out_root)
+    return _db_for(url), url
+
+
+def new_run_id() -> str:
+    """A sortable, readable run id: UTC time plus a random suffix."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{now}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class RunSession:
+    """One run: its id, database and output folder (``<out>/<run-id>``)."""
+
+    run_id: str
+    db: RunDB
+    db_url: str
+    out_root: Path
+
+    @property
+    def run_dir(self) -> Path:
+        """The run's own product folder."""
+        return self.out_root / self.run_id
+
+
+def open_session(data_dir: str | Path, out_root: str | Path, profile: str | None,
+                 params: dict[str, Any], run_id: str | None = None) -> RunSession:
+    """Open (or continue, if ``run_id`` is given) a run in the database."""
+    out_root = Path(out_root).resolve()
+    out_root.mkdir(parents=True, exist_ok=True)
+    db, url = run_database(out_root)
+    run_id = run_id or new_run_id()
+    db.start_run(data_dir=str(Path(data_dir).resolve()), out_dir=str(out_root / run_id),
+                 profile=profile or "auto", params=params, software_version=__version__,
+                 run_id=run_id)
+    (out_root / run_id).mkdir(parents=True, exist_ok=True)
+    return RunSession(run_id=run_id, db=db, db_url=url, out_root=out_root)
+
+
+@contextlib.contextmanager
+def recorded_stage(session: RunSession, stage: str) -> Iterator[dict[str, Any]]:
+    """Record a stage's start and end in the run database.
+
+    Yields a counters dictionary that the stage fills in; it is stored with the event. An
+    exception marks the stage failed (with its message) and propagates.
+    """
+    event = session.db.stage_started(session.run_id, stage)
+    counters: dict[str, Any] = {}
+    try:
+        yield counters
+    except BaseException as exc:
+        session.db.stage_finished(event, "failed", counters, message=f"{type(exc).__name__}: {exc}")
+        raise
+    session.db.stage_finished(event, "succeeded", counters,
+                              message=counters.pop("_message", None))

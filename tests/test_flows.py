@@ -1,0 +1,128 @@
+"""Flows under Prefect's test harness: inventory, plan, full run, CLI."""
+
+from pathlib import Path
+
+import pytest
+from _fitsfactory import small_night
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.cli import main as tgp_main
+from flows.full_run import FullRunParams, full_run_flow, run
+from flows.full_run import main as full_run_main
+from flows.inventory import InventoryParams, inventory_flow
+from flows.runners import RunnerSettings, make_task_runner
+from flows.session import run_database
+from flows.stages import BUILT, STAGE_NAMES, stage_range
+
+CAHA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ngc2420_caha"
+THREADS = RunnerSettings(kind="threads", n_workers=2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture()
+def sqlite_env(monkeypatch):
+    """Flows use the default SQLite database under --out (not a TGP_DATABASE_URL of the shell)."""
+    monkeypatch.delenv("TGP_DATABASE_URL", raising=False)
+
+
+def test_inventory_flow_records_frames(tmp_path, sqlite_env):
+    night = small_night(tmp_path / "night")
+    params = InventoryParams(data=str(night), out=str(tmp_path / "out"), runner=THREADS)
+    result = inventory_flow.with_options(task_runner=make_task_runner(THREADS))(params)
+    assert result["counts"]["science"] == 6
+    db, url = run_database(tmp_path / "out")
+    assert url.startswith("sqlite:///") and (tmp_path / "out" / "tgp-runs.sqlite").exists()
+    summary = db.run_summary(result["run_id"])
+    assert summary["run"]["status"] == "succeeded"
+    frames = db.frames(result["run_id"])
+    assert len(frames) == 26 and {f.kind for f in frames} >= {"bias", "dark", "flat", "science"}
+
+
+def test_full_run_records_run_plan_and_unbuilt_stages(tmp_path, sqlite_env):
+    night = small_night(tmp_path / "night", darks=False, flats=("V",))
+    params = FullRunParams(data=str(night), out=str(tmp_path / "out"), runner=THREADS)
+    result = full_run_flow.with_options(task_runner=make_task_runner(THREADS))(params)
+    assert result["status"] == "partial"
+    assert result["not_built"] == [s for s in STAGE_NAMES if s not in BUILT]
+    db, _ = run_database(tmp_path / "out")
+    events = {e.stage: e.status for e in db.stage_events(result["run_id"])}
+    assert events["inventory"] == events["plan"] == "succeeded"
+    assert all(events[s] == "not_built" for s in result["not_built"])
+    masters, entries = db.plan(result["run_id"])
+    assert {m.kind for m in masters} == {"bias", "flat"}
+    status = {Path(path).name: e.status for path, e in entries}
+    assert len(status) == 7
+    refused = [e for _, e in entries if e.status == "refused"]
+    assert len(refused) == 3 and all("no flat matching B" in e.reason for e in refused)
+    run_row = db.get_run(result["run_id"])
+    assert run_row.status == "partial" and "not built yet" in run_row.message
+    assert Path(result["run_dir"]).is_dir()
+
+
+def test_plan_only_cli_prints_plan(tmp_path, capsys, sqlite_env):
+    night = small_night(tmp_path / "night", darks=False)
+    rc = full_run_main(["--data", str(night), "--out", str(tmp_path / "out"), "--plan-only",
+                        "--runner", "threads"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "7/7 frames can be calibrated" in out
+    assert "WARNING: no darks in this night" in out
+    assert "calibrate" not in out.split("run ")[-1]  # plan-only stops after the plan
+    assert f"products: {tmp_path / 'out'}" in out
+
+
+def test_tgp_cli_runs_and_db(tmp_path, capsys, sqlite_env):
+    night = small_night(tmp_path / "night")
+    assert tgp_main(["plan", "--data", str(night), "--out", str(tmp_path / "out")]) == 0
+    assert tgp_main(["db", "upgrade", "--out", str(tmp_path / "out")]) == 0
+    assert tgp_main(["runs", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "succeeded" in out and "latest schema" in out
+    assert tgp_main(["bogus"]) == 2
+
+
+def test_bad_stage_names_are_clear():
+    with pytest.raises(ValueError, match="unknown stage 'calib'"):
+        stage_range("calib", None)
+    with pytest.raises(ValueError, match="comes before"):
+        stage_range("plan", "inventory")
+    assert stage_range("plan", "calibrate") == ["plan", "calibrate"]
+
+
+def test_missing_data_dir_fails_the_run_clearly(tmp_path, sqlite_env):
+    params = FullRunParams(data=str(tmp_path / "nope"), out=str(tmp_path / "out"),
+                           runner=THREADS)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        full_run_flow.with_options(task_runner=make_task_runner(THREADS))(params)
+    db, _ = run_database(tmp_path / "out")
+    (last,) = db.list_runs(limit=1)
+    assert last.status == "failed" and "does not exist" in last.message
+
+
+@pytest.mark.slow
+def test_full_run_on_local_dask_cluster(tmp_path, sqlite_env):
+    """The default runner: one local Dask cluster (2 worker processes) for the whole run."""
+    night = small_night(tmp_path / "night")
+    params = FullRunParams(data=str(night), out=str(tmp_path / "out"), plan_only=True,
+                           runner=RunnerSettings(kind="dask", n_workers=2, dask_address=None))
+    result = run(params)
+    assert result["status"] == "succeeded"
+    assert len(result["plan"]["entries"]) == 7
+
+
+@pytest.mark.realdata
+def test_plan_only_on_real_ngc2420(tmp_path, capsys, sqlite_env):
+    if not CAHA.is_dir():
+        pytest.skip(f"real data not found at {CAHA}")
+    rc = full_run_main(["--data", str(CAHA), "--out", str(tmp_path / "out"), "--plan-only",
+                        "--runner", "threads"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "11/11 frames can be calibrated" in out
+    assert "no darks in this night" in out
+    assert out.count("NGC2420/p0/B") == 6 and out.count("NGC2420/p0/V") == 5

@@ -1,0 +1,18 @@
+"""Settings that the library reads from the environment.
+
+``TGP_DATABASE_URL`` (any SQLAlchemy URL) chooses the run database; ``TGP_OUT_ROOT`` the default
+output root, where the default SQLite run database also lives.
+"""
+
+from __future__ import annotations
+
+import os
+
+ENV_DATABASE_URL = "TGP_DATABASE_URL"
+ENV_OUT_ROOT = "TGP_OUT_ROOT"
+DEFAULT_OUT_ROOT = "tgp-out"
+
+
+def default_out_root() -> str:
+    """Output root: ``$TGP_OUT_ROOT`` or ``./tgp-out``."""
+    return os.environ.get(ENV_OUT_ROOT, "").strip() or DEFAULT_OUT_ROOT
