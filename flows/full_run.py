@@ -15,8 +15,9 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import Field
 
+from flows.calibrate import CalibrateParams, run_calibrate_stage
 from flows.inventory import run_inventory_stage
-from flows.plan import PlanParams, run_plan_stage
+from flows.plan import run_plan_stage
 from flows.runners import RunnerSettings, make_task_runner, shared_cluster
 from flows.session import open_session
 from flows.settings import default_out_root
@@ -25,7 +26,7 @@ from tgpcore.calibration.plan import CalibrationPlan, format_plan
 from tgpcore.inventory import Inventory
 
 
-class FullRunParams(PlanParams):
+class FullRunParams(CalibrateParams):
     """Parameters of a full run (shown as a typed form in the Prefect UI)."""
 
     plan_only: bool = Field(False, description="Stop after the calibration plan")
@@ -47,18 +48,22 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
     result: dict[str, Any] = {"run_id": session.run_id, "run_dir": str(session.run_dir),
                               "db_url": session.db_url, "not_built": [], "timings": timings}
     inv: Inventory | None = None
+    plan: CalibrationPlan | None = None
     try:
         for name in stages:
             t0 = time.perf_counter()
-            if name == "inventory":
+            # A stage started partway through the chain first redoes the cheap stages it
+            # needs; their products are reused from the database, not recomputed.
+            if name in ("inventory", "plan", "calibrate") and inv is None:
                 inv = run_inventory_stage(session, params)
                 result["inventory"] = inv.to_payload()
-            elif name == "plan":
-                if inv is None:
-                    inv = run_inventory_stage(session, params)
-                result["plan"] = run_plan_stage(session, params, inv).to_dict()
-            else:
-                assert name not in BUILT, f"stage {name} is built but not wired"
+            if name in ("plan", "calibrate") and plan is None:
+                plan = run_plan_stage(session, params, inv)
+                result["plan"] = plan.to_dict()
+            if name == "calibrate":
+                result["calibration"] = run_calibrate_stage(session, params, inv,
+                                                            plan).to_dict()
+            elif name not in BUILT:
                 message = f"stage '{name}' is not built yet: no products"
                 session.db.stage_not_built(session.run_id, name, message)
                 logger.warning(message)
@@ -125,6 +130,12 @@ def print_outcome(result: dict[str, Any], plan_only: bool) -> None:
         print(format_plan(CalibrationPlan.from_dict(result["plan"])))
         print()
     print(f"run {result['run_id']}: {result['status']}")
+    if "calibration" in result:
+        cal = result["calibration"]
+        print(f"calibration: {len(cal['calibrated'])} frames calibrated, {len(cal['rejected'])} "
+              f"skipped, {len(cal['masters'])} masters ({cal['reused']} products reused)")
+        for path, reason in cal["rejected"].items():
+            print(f"  skipped {path}: {reason}")
     for name, desc in STAGES:
         if name in result["timings"]:
             state = "NOT BUILT YET" if name in result["not_built"] else "done"

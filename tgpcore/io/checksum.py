@@ -15,3 +15,13 @@ def sha256_file(path: str | os.PathLike) -> str:
         while chunk := fh.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+def product_key(kind: str, inputs: dict, params: dict, version: str) -> str:
+    """Cache key of a product: a digest of its kind, its inputs' checksums (or upstream
+    product keys), its parameters and the software version. Same key, same product."""
+    import json
+
+    payload = json.dumps({"kind": kind, "inputs": inputs, "params": params,
+                          "version": version}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()

@@ -1,0 +1,232 @@
+"""Master bias, dark and flat frames, with their uncertainty and bad-pixel masks.
+
+- Master bias (ADU): overscan-subtracted, trimmed biases, sigma-clipped mean.
+- Master dark (e-/s): bias-subtracted darks in electrons divided by their exposure time,
+  sigma-clipped mean. Hot pixels (dark current well above the median) go into its mask.
+- Master flat (normalised to median 1): bias- and dark-corrected flats in electrons, each
+  scaled to its median, sigma-clipped mean. Dead and low pixels go into its mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.nddata import CCDData, StdDevUncertainty
+from astropy.stats import mad_std
+from scipy import ndimage
+
+from tgpcore.calibration.combine import clipped_mean
+from tgpcore.calibration.detector import DetectorSetup, prepare
+from tgpcore.io.fits import provenance, read_ccd, read_raw
+
+
+class CalibrationError(ValueError):
+    """A frame or master cannot be calibrated; the message names the file and the problem."""
+
+
+@dataclass
+class FrameInput:
+    """What a master or a calibration step needs to know of one raw frame."""
+
+    path: str
+    hdu_index: int
+    exptime_s: float
+    summary: dict[str, Any]
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> FrameInput:
+        """From an inventory record (``FrameRecord`` as a dict)."""
+        return cls(path=rec["path"], hdu_index=int(rec.get("hdu_index") or 0),
+                   exptime_s=float(rec.get("exptime_s") or 0.0), summary=rec["header"])
+
+
+@dataclass
+class MasterResult:
+    """A master frame and what was learnt while building it."""
+
+    ccd: CCDData
+    qc: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _load(frames: Sequence[FrameInput], setup: DetectorSetup) -> tuple[np.ndarray, list[str]]:
+    """Read, overscan-subtract and trim every member; check they share one shape."""
+    arrays, notes = [], []
+    shape = None
+    for f in frames:
+        raw, _ = read_raw(f.path, f.hdu_index)
+        data, _, level = prepare(raw, setup)
+        if shape is None:
+            shape = data.shape
+        elif data.shape != shape:
+            raise CalibrationError(f"{f.path}: shape {data.shape} differs from the other "
+                                   f"members' {shape}")
+        if not np.isfinite(data).all():
+            raise CalibrationError(f"{f.path}: {int((~np.isfinite(data)).sum())} non-finite "
+                                   "pixels in a calibration frame")
+        arrays.append(data)
+        if setup.overscan:
+            notes.append(f"{f.path}: overscan {level:.2f} ADU")
+    return np.stack(arrays), notes
+
+
+def _header(kind: str, frames: Sequence[FrameInput], setup: DetectorSetup) -> fits.Header:
+    h = fits.Header()
+    h["IMAGETYP"] = (f"MASTER {kind.upper()}", "tgp master calibration frame")
+    h["NCOMBINE"] = (len(frames), "frames combined")
+    h["GAIN"] = (setup.gain_e_per_adu, "e-/ADU")
+    h["RDNOISE"] = (setup.read_noise_e, "e-")
+    for i, f in enumerate(frames[:999]):
+        h[f"IMCMB{i + 1:03d}"] = f.path.rsplit("/", 1)[-1][:68]
+    provenance(h, "combine", f"sigma-clipped mean (3 sigma, median centre) of {len(frames)} "
+                             f"{kind} frames")
+    for a in setup.assumed:
+        provenance(h, "assume", a)
+    return h
+
+
+def frame_noise_adu(stack: np.ndarray, mean: np.ndarray) -> float:
+    """Typical per-frame pixel noise (robust), from the scatter of frames about their mean."""
+    n = stack.shape[0]
+    if n < 2:
+        return float("nan")
+    per_frame = [mad_std(stack[i] - mean, ignore_nan=True) for i in range(n)]
+    return float(np.median(per_frame) * np.sqrt(n / (n - 1)))
+
+
+def build_master_bias(frames: Sequence[FrameInput], setup: DetectorSetup) -> MasterResult:
+    """Combine biases (ADU). The uncertainty is the measured per-frame noise / sqrt(n used)."""
+    if not frames:
+        raise CalibrationError("no bias frames given")
+    stack, notes = _load(frames, setup)
+    mean, n_used = clipped_mean(stack)
+    sigma = frame_noise_adu(stack, mean)
+    if not np.isfinite(sigma):
+        sigma = setup.read_noise_e / setup.gain_e_per_adu
+        notes.append("one bias only: its noise is taken from the read noise")
+    unc = (sigma / np.sqrt(np.maximum(n_used, 1))).astype(np.float32)
+    h = _header("bias", frames, setup)
+    h["RNMEAS"] = (sigma * setup.gain_e_per_adu, "read noise measured from biases (e-)")
+    provenance(h, "bias", f"per-frame noise {sigma:.3f} ADU = "
+                          f"{sigma * setup.gain_e_per_adu:.3f} e-")
+    ccd = CCDData(np.nan_to_num(mean), unit=u.adu, header=h, mask=n_used == 0,
+                  uncertainty=StdDevUncertainty(unc))
+    qc = {"level_adu": float(np.nanmedian(mean)), "noise_adu": sigma,
+          "read_noise_measured_e": sigma * setup.gain_e_per_adu, "n_frames": len(frames)}
+    return MasterResult(ccd, qc, notes)
+
+
+def _subtract_bias(stack: np.ndarray, bias: CCDData | None, what: str) -> np.ndarray:
+    if bias is None:
+        return stack
+    if bias.data.shape != stack.shape[1:]:
+        raise CalibrationError(f"master bias shape {bias.data.shape} differs from the {what} "
+                               f"frames' {stack.shape[1:]}")
+    return stack - bias.data.astype(np.float32)[None]
+
+
+def build_master_dark(frames: Sequence[FrameInput], setup: DetectorSetup, bias: CCDData | None,
+                      hot_sigma: float = 5.0, hot_min_rate: float = 0.25) -> MasterResult:
+    """Combine darks into a dark-current map in e-/s; flag hot pixels in its mask.
+
+    A pixel is hot when its dark current exceeds the median by more than ``hot_sigma`` times
+    its uncertainty and by more than ``hot_min_rate`` e-/s.
+    """
+    if not frames:
+        raise CalibrationError("no dark frames given")
+    if any(f.exptime_s <= 0 for f in frames):
+        raise CalibrationError("dark frames need a positive exposure time")
+    stack, notes = _load(frames, setup)
+    stack = _subtract_bias(stack, bias, "dark")
+    t = np.array([f.exptime_s for f in frames], dtype=np.float32)[:, None, None]
+    rate = stack * np.float32(setup.gain_e_per_adu) / t
+    mean, n_used = clipped_mean(rate)
+    mean = np.nan_to_num(mean)
+    t_mean = float(t.mean())
+    # Per-frame variance model (e-/s)^2: read noise + Poisson of the dark charge.
+    var = (setup.read_noise_e ** 2 + np.maximum(mean, 0) * t_mean) / t_mean ** 2
+    var /= np.maximum(n_used, 1)
+    if bias is not None and bias.uncertainty is not None:
+        var += (bias.uncertainty.array * setup.gain_e_per_adu / t_mean) ** 2
+    unc = np.sqrt(var).astype(np.float32)
+    median = float(np.median(mean))
+    excess = mean - median
+    hot = (excess > hot_sigma * unc) & (excess > hot_min_rate)
+    h = _header("dark", frames, setup)
+    h["BUNIT"] = "electron / s"
+    h["EXPTIME"] = (t_mean, "mean exposure of the combined darks (s)")
+    provenance(h, "dark", f"bias subtracted, x gain {setup.gain_e_per_adu}, / exposure: e-/s")
+    provenance(h, "badpix", f"{int(hot.sum())} hot pixels (> {hot_sigma} sigma and > "
+                            f"{hot_min_rate} e-/s above the median)")
+    ccd = CCDData(mean, unit=u.electron / u.s, header=h, mask=hot,
+                  uncertainty=StdDevUncertainty(unc))
+    qc = {"dark_median_e_per_s": median, "hot_pixels": int(hot.sum()),
+          "n_frames": len(frames)}
+    return MasterResult(ccd, qc, notes)
+
+
+def build_master_flat(frames: Sequence[FrameInput], setup: DetectorSetup, bias: CCDData | None,
+                      dark: CCDData | None = None, low: float = 0.8, high: float = 1.2,
+                      smooth: int = 15) -> MasterResult:
+    """Combine flats of one filter into a flat normalised to median 1; flag bad pixels.
+
+    Each flat is bias- (and dark-) corrected in electrons and divided by its own median before
+    the sigma-clipped mean. Pixels whose response differs from the local mean response
+    (``smooth``-pixel box) by a factor outside [``low``, ``high``] are flagged, as are pixels
+    with a response below 0.05 (dead).
+    """
+    if not frames:
+        raise CalibrationError("no flat frames given")
+    stack, notes = _load(frames, setup)
+    stack = _subtract_bias(stack, bias, "flat")
+    stack *= np.float32(setup.gain_e_per_adu)
+    if dark is not None:
+        if dark.data.shape != stack.shape[1:]:
+            raise CalibrationError(f"master dark shape {dark.data.shape} differs from the flat "
+                                   f"frames' {stack.shape[1:]}")
+        for i, f in enumerate(frames):
+            stack[i] -= dark.data.astype(np.float32) * np.float32(f.exptime_s)
+    ny, nx = stack.shape[1:]
+    centre = (slice(ny // 4, 3 * ny // 4), slice(nx // 4, 3 * nx // 4))
+    levels = np.array([np.median(s[centre]) for s in stack])
+    if np.any(levels <= 0):
+        bad = [frames[i].path for i in np.flatnonzero(levels <= 0)]
+        raise CalibrationError(f"flat frames with no signal (median <= 0 e-): {bad}")
+    normed = stack / levels[:, None, None].astype(np.float32)
+    mean, n_used = clipped_mean(normed)
+    mean = np.nan_to_num(mean, nan=1.0)
+    norm = float(np.median(mean))
+    flat = (mean / norm).astype(np.float32)
+    # Variance of one normalised flat: (signal + RN^2) / level^2; the mean divides by n.
+    level = float(levels.mean())
+    var = (np.maximum(flat, 0) * level + setup.read_noise_e ** 2) / level ** 2
+    var /= np.maximum(n_used, 1)
+    if bias is not None and bias.uncertainty is not None:
+        var += (bias.uncertainty.array * setup.gain_e_per_adu / level) ** 2
+    unc = np.sqrt(var).astype(np.float32)
+    local = ndimage.uniform_filter(flat, size=smooth, mode="reflect")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(local > 0, flat / local, 0.0)
+    badpix = (ratio < low) | (ratio > high) | (flat < 0.05) | (n_used == 0)
+    h = _header("flat", frames, setup)
+    h["BUNIT"] = ""
+    h["FLATLVL"] = (level, "mean level of the member flats (e-)")
+    provenance(h, "flat", f"bias{' and dark' if dark is not None else ''} corrected, each "
+                          "scaled to its median, normalised to median 1")
+    provenance(h, "badpix", f"{int(badpix.sum())} dead/low/high pixels (response outside "
+                            f"[{low}, {high}] of the local {smooth}-px mean)")
+    ccd = CCDData(flat, unit=u.dimensionless_unscaled, header=h, mask=badpix,
+                  uncertainty=StdDevUncertainty(unc))
+    qc = {"flat_level_e": level, "bad_pixels": int(badpix.sum()), "n_frames": len(frames),
+          "flat_noise_rel": float(np.median(unc))}
+    return MasterResult(ccd, qc, notes)
+
+
+def load_master(path: str | None) -> CCDData | None:
+    """Read a master written by the calibration stage (None passes through)."""
+    return read_ccd(path) if path else None
