@@ -6,7 +6,7 @@ import numpy as np
 from astropy.stats import sigma_clip
 
 
-def clipped_mean(stack: np.ndarray, sigma: float = 3.0, maxiters: int = 3,
+def clipped_mean(stack: np.ndarray, sigma: float = 3.0, maxiters: int = 1,
                  chunk_rows: int = 256, mask: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Sigma-clipped mean along axis 0 (median centre, standard deviation).
@@ -16,7 +16,9 @@ def clipped_mean(stack: np.ndarray, sigma: float = 3.0, maxiters: int = 3,
     stack : ndarray, shape (n, ny, nx)
         The frames, all on one pixel grid.
     sigma, maxiters : float, int
-        Clipping threshold and iterations (astropy's ``sigma_clip``).
+        Clipping threshold and iterations (astropy's ``sigma_clip``). One iteration about the
+        median is what ``ccdproc.combine`` does; with the median as centre an outlier cannot
+        hide itself by dragging the centre.
     chunk_rows : int
         Rows processed at a time; the temporary arrays scale with it, not with ``ny``.
     mask : ndarray of bool, optional

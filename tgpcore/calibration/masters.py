@@ -83,7 +83,7 @@ def _header(kind: str, frames: Sequence[FrameInput], setup: DetectorSetup) -> fi
     h["RDNOISE"] = (setup.read_noise_e, "e-")
     for i, f in enumerate(frames[:999]):
         h[f"IMCMB{i + 1:03d}"] = f.path.rsplit("/", 1)[-1][:68]
-    provenance(h, "combine", f"sigma-clipped mean (3 sigma, median centre) of {len(frames)} "
+    provenance(h, "combine", f"sigma-clipped mean (3 sigma about the median, 1 pass) of {len(frames)} "
                              f"{kind} frames")
     for a in setup.assumed:
         provenance(h, "assume", a)
@@ -191,9 +191,7 @@ def build_master_flat(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
                                    f"frames' {stack.shape[1:]}")
         for i, f in enumerate(frames):
             stack[i] -= dark.data.astype(np.float32) * np.float32(f.exptime_s)
-    ny, nx = stack.shape[1:]
-    centre = (slice(ny // 4, 3 * ny // 4), slice(nx // 4, 3 * nx // 4))
-    levels = np.array([np.median(s[centre]) for s in stack])
+    levels = np.array([np.median(s) for s in stack])
     if np.any(levels <= 0):
         bad = [frames[i].path for i in np.flatnonzero(levels <= 0)]
         raise CalibrationError(f"flat frames with no signal (median <= 0 e-): {bad}")

@@ -63,7 +63,7 @@ def _law(name: str, rv: float):
     try:
         cls = getattr(parameter_averages, name)
     except AttributeError:
-        raise ValueError(f"unknown extinction law {name!r} (dust_extinction.parameter_averages)")
+        raise ValueError(f"unknown extinction law {name!r} (dust_extinction.parameter_averages)") from None
     return cls(Rv=rv)
 
 

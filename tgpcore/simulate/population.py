@@ -256,8 +256,11 @@ def sample_field(grid: IsochroneGrid, rng: np.random.Generator, *, region: SkyRe
         Field stars with positions, ``field`` set to the region name.
     """
     target = int(rng.poisson(density_arcmin2 * region.area_arcmin2))
-    parts, have = [], 0
+    parts, have, batches = [], 0, 0
     while have < target:
+        batches += 1
+        if batches > 500:
+            raise RuntimeError(f"cannot draw {target} field stars brighter than V={faint_limit_v}")
         cand = sample_population(grid, components, 20000, rng, ebv_per_kpc=ebv_per_kpc,
                                  ebv_max=ebv_max, binary_fraction=binary_fraction)
         cand = cand[cand["V"] <= faint_limit_v]

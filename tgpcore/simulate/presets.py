@@ -77,7 +77,7 @@ class SimPreset:
     camera_rotation_max_deg: float = 0.3
     pointing_error_arcmin: float = 2.0
     pointing_jitter_arcsec: float = 8.0
-    science_start_ut_h: float = 19.0
+    science_start_ut_h: float = 21.3
 
     # Standard-star fields.
     standard_visits: tuple[tuple[str, float], ...] = (("SA 98", 19.5), ("SA 98", 21.0),
@@ -157,7 +157,7 @@ PRESETS: dict[str, SimPreset] = {
         pointing_error_arcmin=3.0,
         standard_visits=(("SA 95", 18.95), ("SA 98", 19.5), ("SA 98", 21.0), ("SA 95", 22.5),
                          ("SA 95", 24.0), ("SA 98", 24.0), ("SA 101", 24.5), ("SA 101", 26.5),
-                         ("SA 101", 28.8)),
+                         ("SA 101", 29.4)),
         n_standards_per_field=15,
         core_radius_arcmin=2.0, tidal_radius_arcmin=14.0, n_cluster_systems=7000,
     ),
