@@ -53,6 +53,7 @@ COMMANDS = {
     "inventory": ("flows.inventory", "classify the frames of a raw night"),
     "plan": ("flows.plan", "print and store the calibration plan of a night"),
     "run": ("flows.full_run", "run the pipeline on a night"),
+    "members": ("flows.membership", "membership from a Gaia-like table"),
 }
 
 

@@ -57,7 +57,7 @@ def run_inventory_stage(session: RunSession, params: InventoryParams) -> Invento
     """The inventory stage inside an open run: scan, record, summarise."""
     logger = get_run_logger()
     with recorded_stage(session, "inventory") as counters:
-        inventory = scan_night_task.submit(params.data, params.profile, params.grouping).result()
+        inventory = scan_night_task(params.data, params.profile, params.grouping)
         inv = record_inventory(session, inventory)
         counts = inv.counts()
         counters.update(counts)

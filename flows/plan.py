@@ -31,7 +31,7 @@ def run_plan_stage(session: RunSession, params: PlanParams, inv: Inventory) -> C
     logger = get_run_logger()
     with recorded_stage(session, "plan") as counters:
         plan = CalibrationPlan.from_dict(
-            build_plan_task.submit(inv.to_payload(), params.plan_rules).result())
+            build_plan_task(inv.to_payload(), params.plan_rules))
         masters, entries = plan.db_records()
         session.db.replace_plan(session.run_id, masters, entries)
         ok = sum(e.status == "ok" for e in plan.entries)

@@ -48,8 +48,26 @@ def shared_cluster(settings: RunnerSettings) -> Iterator[str | None]:
     if settings.kind != "dask" or settings.dask_address:
         yield settings.dask_address
         return
-    from distributed import LocalCluster
+    from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=settings.n_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        # Importing the science stack takes seconds per worker process: start it now, on every
+        # worker at once, while the flow does its light first stages.
+        workers = list(client.scheduler_info()["workers"])
+        warm = [client.submit(_warm_up, workers=[w], pure=False, key=f"tgp-warm-up-{i}")
+                for i, w in enumerate(workers)]
         yield cluster.scheduler_address
+        del warm
+
+
+def _warm_up() -> bool:
+    """Import the modules that the pipeline's tasks use (run once on each Dask worker)."""
+    import importlib
+
+    for name in WARM_MODULES:
+        importlib.import_module(name)
+    return True
+
+
+WARM_MODULES = ("prefect", "tasks.calibrate", "tasks.inventory", "astroscrappy", "scipy.ndimage")

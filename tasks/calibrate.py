@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from tgpcore.calibration.products import make_calibrated, make_master
 
 
-@task(name="build-master", description="Combine one master bias, dark or flat")
+@task(name="build-master", cache_policy=NO_CACHE, description="Combine one master bias, dark or flat")
 def build_master_task(kind: str, key: str, members: list[dict[str, Any]], out_path: str,
                       bias_path: str | None = None, dark_path: str | None = None
                       ) -> dict[str, Any]:
@@ -17,7 +18,7 @@ def build_master_task(kind: str, key: str, members: list[dict[str, Any]], out_pa
     return make_master(kind, key, members, out_path, bias_path, dark_path)
 
 
-@task(name="calibrate-frame", description="Calibrate one science frame")
+@task(name="calibrate-frame", cache_policy=NO_CACHE, description="Calibrate one science frame")
 def calibrate_frame_task(frame: dict[str, Any], out_path: str, bias_path: str | None,
                          dark_path: str | None, flat_path: str | None,
                          cosmic_rays: bool = True) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-from _fitsfactory import small_night
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.cli import main as tgp_main
@@ -13,6 +12,8 @@ from flows.inventory import InventoryParams, inventory_flow
 from flows.runners import RunnerSettings, make_task_runner
 from flows.session import run_database
 from flows.stages import BUILT, STAGE_NAMES, stage_range
+
+from _fitsfactory import small_night
 
 CAHA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ngc2420_caha"
 THREADS = RunnerSettings(kind="threads", n_workers=2)

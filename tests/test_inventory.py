@@ -3,10 +3,11 @@
 from pathlib import Path
 
 import pytest
-from _fitsfactory import small_night, write_frame
 
 from tgpcore.grouping import assign_pointings, load_grouping_overrides, parse_object_name
 from tgpcore.inventory import format_inventory, scan_night
+
+from _fitsfactory import small_night, write_frame
 
 REPO = Path(__file__).resolve().parents[1]
 CAHA = REPO.parent / "shared" / "data" / "ngc2420_caha"

@@ -3,10 +3,11 @@
 from pathlib import Path
 
 import pytest
-from _fitsfactory import small_night, write_frame
 
 from tgpcore.calibration.plan import CalibrationPlan, build_plan, format_plan, load_rules
 from tgpcore.inventory import scan_night
+
+from _fitsfactory import small_night, write_frame
 
 CAHA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ngc2420_caha"
 

@@ -81,7 +81,10 @@ def calibrate_frame(frame: FrameInput, setup: DetectorSetup, bias: CCDData | Non
     if bias is not None:
         data -= bias.data.astype(np.float32)
         if bias.uncertainty is not None:
-            var_masters += (bias.uncertainty.array * gain) ** 2
+            # The dark was made with the same master bias: subtracting s = t / t_dark of it
+            # gives back s of the bias, so the bias's noise enters with weight (1 - s).
+            s = t / float(dark.header.get("EXPTIME", t)) if dark is not None else 0.0
+            var_masters += (bias.uncertainty.array * gain * np.float32(1.0 - s)) ** 2
         provenance(header, "bias", f"subtracted master bias {bias.header.get('TGPKEY', '')}")
     data *= gain
     provenance(header, "gain", f"x {setup.gain_e_per_adu} e-/ADU: electrons")

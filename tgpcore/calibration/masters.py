@@ -83,8 +83,8 @@ def _header(kind: str, frames: Sequence[FrameInput], setup: DetectorSetup) -> fi
     h["RDNOISE"] = (setup.read_noise_e, "e-")
     for i, f in enumerate(frames[:999]):
         h[f"IMCMB{i + 1:03d}"] = f.path.rsplit("/", 1)[-1][:68]
-    provenance(h, "combine", f"sigma-clipped mean (3 sigma about the median, 1 pass) of {len(frames)} "
-                             f"{kind} frames")
+    provenance(h, "combine", f"mean of {len(frames)} {kind} frames, rejecting values more than "
+                             "3 expected sigma (read noise + Poisson) from the median (ccdclip)")
     for a in setup.assumed:
         provenance(h, "assume", a)
     return h
@@ -104,7 +104,8 @@ def build_master_bias(frames: Sequence[FrameInput], setup: DetectorSetup) -> Mas
     if not frames:
         raise CalibrationError("no bias frames given")
     stack, notes = _load(frames, setup)
-    mean, n_used = clipped_mean(stack)
+    rn_adu = np.float32(setup.read_noise_e / setup.gain_e_per_adu)
+    mean, n_used = clipped_mean(stack, noise_model=lambda med: rn_adu)
     sigma = frame_noise_adu(stack, mean)
     if not np.isfinite(sigma):
         sigma = setup.read_noise_e / setup.gain_e_per_adu
@@ -145,14 +146,20 @@ def build_master_dark(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
     stack = _subtract_bias(stack, bias, "dark")
     t = np.array([f.exptime_s for f in frames], dtype=np.float32)[:, None, None]
     rate = stack * np.float32(setup.gain_e_per_adu) / t
-    mean, n_used = clipped_mean(rate)
+    rn2 = np.float32(setup.read_noise_e ** 2)
+
+    def dark_noise(med: np.ndarray) -> np.ndarray:
+        # each frame's noise in e-/s: read noise and the Poisson noise of the dark charge
+        return np.sqrt(rn2 + np.maximum(med, 0)[None] * t) / t
+
+    mean, n_used = clipped_mean(rate, noise_model=dark_noise)
     mean = np.nan_to_num(mean)
     t_mean = float(t.mean())
     # Per-frame variance model (e-/s)^2: read noise + Poisson of the dark charge.
     var = (setup.read_noise_e ** 2 + np.maximum(mean, 0) * t_mean) / t_mean ** 2
     var /= np.maximum(n_used, 1)
-    if bias is not None and bias.uncertainty is not None:
-        var += (bias.uncertainty.array * setup.gain_e_per_adu / t_mean) ** 2
+    # The master bias's own noise is left out on purpose: it is shared with the frames this dark
+    # calibrates and partly cancels there, so it is propagated at that step (apply.py).
     unc = np.sqrt(var).astype(np.float32)
     median = float(np.median(mean))
     excess = mean - median
@@ -161,6 +168,7 @@ def build_master_dark(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
     h["BUNIT"] = "electron / s"
     h["EXPTIME"] = (t_mean, "mean exposure of the combined darks (s)")
     provenance(h, "dark", f"bias subtracted, x gain {setup.gain_e_per_adu}, / exposure: e-/s")
+    provenance(h, "uncertainty", "excludes the master bias's noise (propagated where used)")
     provenance(h, "badpix", f"{int(hot.sum())} hot pixels (> {hot_sigma} sigma and > "
                             f"{hot_min_rate} e-/s above the median)")
     ccd = CCDData(mean, unit=u.electron / u.s, header=h, mask=hot,
@@ -171,14 +179,15 @@ def build_master_dark(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
 
 
 def build_master_flat(frames: Sequence[FrameInput], setup: DetectorSetup, bias: CCDData | None,
-                      dark: CCDData | None = None, low: float = 0.8, high: float = 1.2,
+                      dark: CCDData | None = None, nsigma: float = 9.0,
                       smooth: int = 15) -> MasterResult:
     """Combine flats of one filter into a flat normalised to median 1; flag bad pixels.
 
     Each flat is bias- (and dark-) corrected in electrons and divided by its own median before
-    the sigma-clipped mean. Pixels whose response differs from the local mean response
-    (``smooth``-pixel box) by a factor outside [``low``, ``high``] are flagged, as are pixels
-    with a response below 0.05 (dead).
+    the sigma-clipped mean. As in ccdproc's ``ccdmask``, a pixel whose response differs from the
+    local mean response (``smooth``-pixel box) by more than ``nsigma`` times the robust scatter
+    of all pixels about their local mean is flagged (dead, low or hot column segments), as is
+    any pixel with a response below 0.05.
     """
     if not frames:
         raise CalibrationError("no flat frames given")
@@ -195,8 +204,15 @@ def build_master_flat(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
     if np.any(levels <= 0):
         bad = [frames[i].path for i in np.flatnonzero(levels <= 0)]
         raise CalibrationError(f"flat frames with no signal (median <= 0 e-): {bad}")
-    normed = stack / levels[:, None, None].astype(np.float32)
-    mean, n_used = clipped_mean(normed)
+    lv = levels[:, None, None].astype(np.float32)
+    normed = stack / lv
+    rn2 = np.float32(setup.read_noise_e ** 2)
+
+    def flat_noise(med: np.ndarray) -> np.ndarray:
+        # each normalised flat's noise: Poisson of its charge and read noise, over its level
+        return np.sqrt(np.maximum(med, 0)[None] * lv + rn2) / lv
+
+    mean, n_used = clipped_mean(normed, noise_model=flat_noise)
     mean = np.nan_to_num(mean, nan=1.0)
     norm = float(np.median(mean))
     flat = (mean / norm).astype(np.float32)
@@ -210,14 +226,15 @@ def build_master_flat(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
     local = ndimage.uniform_filter(flat, size=smooth, mode="reflect")
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(local > 0, flat / local, 0.0)
-    badpix = (ratio < low) | (ratio > high) | (flat < 0.05) | (n_used == 0)
+    scatter = float(mad_std(ratio[np.isfinite(ratio) & (flat > 0.05)]))
+    badpix = (np.abs(ratio - 1.0) > nsigma * scatter) | (flat < 0.05) | (n_used == 0)
     h = _header("flat", frames, setup)
     h["BUNIT"] = ""
     h["FLATLVL"] = (level, "mean level of the member flats (e-)")
     provenance(h, "flat", f"bias{' and dark' if dark is not None else ''} corrected, each "
                           "scaled to its median, normalised to median 1")
-    provenance(h, "badpix", f"{int(badpix.sum())} dead/low/high pixels (response outside "
-                            f"[{low}, {high}] of the local {smooth}-px mean)")
+    provenance(h, "badpix", f"{int(badpix.sum())} dead/low/high pixels (response off the local "
+                            f"{smooth}-px mean by > {nsigma:g} x {scatter:.4f})")
     ccd = CCDData(flat, unit=u.dimensionless_unscaled, header=h, mask=badpix,
                   uncertainty=StdDevUncertainty(unc))
     qc = {"flat_level_e": level, "bad_pixels": int(badpix.sum()), "n_frames": len(frames),

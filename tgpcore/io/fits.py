@@ -61,7 +61,7 @@ def write_ccd(ccd: CCDData, path: str | Path, flags: np.ndarray | None = None) -
     Data and uncertainty are stored as float32.
     """
     path = Path(path)
-    header = ccd.header.copy() if ccd.header is not None else fits.Header()
+    header = fits.Header(ccd.header) if ccd.header is not None else fits.Header()
     header["BUNIT"] = ccd.unit.to_string()
     for key in ("BLANK", "BZERO", "BSCALE"):  # integer-data scaling of the raw frame
         header.remove(key, ignore_missing=True, remove_all=True)

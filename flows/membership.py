@@ -1,0 +1,271 @@
+"""Flow: cluster membership of a Gaia-like table (``tgp members`` / ``python -m flows.membership``).
+
+    tgp members --catalog ../shared/data/gaia_m67/NGC2682_M67-result.csv --out m67/
+    tgp members --gaia --ra 132.846 --dec 11.814 --radius 0.5 --out m67/   # archive, cached
+
+writes ``m67/members.ecsv`` (source_id and membership probability of every input star),
+``m67/membership.json`` (centroid pmra, pmdec and parallax with errors, member counts, King
+radii with errors, and the methods) and four figures.
+
+Standalone use needs no run database: products go to ``--out`` and nothing else is written
+(except the Gaia answer cache, ``<out>/gaia-cache`` by default, when ``--gaia`` is used). Add
+``--record`` to record the run in the run database of ``--out-root`` as well. The full run
+calls :func:`run_membership_stage` inside its own session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from pydantic import BaseModel, Field
+
+from flows.runners import RunnerSettings, make_task_runner
+from flows.session import RunSession, open_session, recorded_stage
+from flows.settings import default_out_root
+from tasks.catalogs import gaia_cone_task
+from tasks.membership import membership_task
+from tgpcore import __version__
+from tgpcore.catalogs.cache import DirectoryCache
+from tgpcore.io.checksum import product_key, sha256_file
+
+MEMBERSHIP_PARAMS_VERSION = 1
+
+
+class MembershipParams(BaseModel):
+    """Parameters of the membership flow (a typed form in the Prefect UI)."""
+
+    catalog: str | None = Field(None, description="Gaia-like table: CSV, VOTable, ECSV or FITS "
+                                                  "(offline); or leave empty and set gaia")
+    gaia: bool = Field(False, description="Query the Gaia archive (cached) for the cone")
+    release: str = Field("dr3", description="Gaia release for --gaia: dr3 or dr2")
+    ra: float | None = Field(None, description="Cone centre RA (deg); default: table centre")
+    dec: float | None = Field(None, description="Cone centre Dec (deg)")
+    radius: float | None = Field(None, gt=0, description="Cone radius (deg); default: whole table")
+    out: str = Field(..., description="Output folder for members.ecsv, membership.json, figures")
+    cache_dir: str | None = Field(None, description="Gaia answer cache (default <out>/gaia-cache)")
+    cache_mode: str = Field("prefer", description="prefer | refresh | offline | off")
+    ruwe_max: float | None = Field(1.4, description="Quality cut: RUWE below this")
+    parallax_over_error_min: float | None = Field(1.0, description="Quality cut on parallax S/N")
+    g_max: float | None = Field(None, description="Quality cut: G at most this")
+    n_boot: int = Field(100, ge=2, description="Bootstrap resamples of the centroid")
+    n_boot_king: int = Field(50, ge=0, description="Bootstrap resamples of the King fit")
+    use_position: bool = Field(True, description="Use sky position in the mixture")
+    plots: bool = Field(True, description="Write the figures")
+    record: bool = Field(False, description="Also record the run in the run database")
+    out_root: str = Field(default_factory=default_out_root,
+                          description="Run-database root used with record")
+    runner: RunnerSettings = Field(default_factory=lambda: RunnerSettings(kind="threads"))
+
+    def options(self) -> dict[str, Any]:
+        """Options of :func:`tasks.membership.membership_config`."""
+        return {"cuts": {"ruwe_max": self.ruwe_max,
+                         "parallax_over_error_min": self.parallax_over_error_min,
+                         "g_max": self.g_max},
+                "n_boot": self.n_boot, "n_boot_king": self.n_boot_king,
+                "use_position": self.use_position}
+
+    def centre(self) -> tuple[float, float] | None:
+        """The cone centre if given."""
+        return (self.ra, self.dec) if self.ra is not None and self.dec is not None else None
+
+
+def membership_markdown(out: dict[str, Any]) -> str:
+    """Markdown summary of a membership result for the Prefect UI."""
+    s = out["summary"]
+    lines = [f"# Membership: {s['status']}", "", s["message"], ""]
+    c, k, n = s.get("centroid"), s.get("king"), s["counts"]
+    if c:
+        lines += ["| quantity | value | error |", "|---|---|---|"]
+        lines += [f"| {q} | {c[q]:.4f} | {c[q.replace('_mas', '_err_mas')]:.4f} |"
+                  for q in ("pmra_masyr", "pmdec_masyr", "parallax_mas")]
+        lines += ["", f"- members: {n['n_members_p50']} at p > 0.5, {n['n_members_p90']} at "
+                      f"p > 0.9 (of {n['n_quality']} stars passing the cuts)",
+                  f"- method: {c['method']}"]
+    if k:
+        lines += [f"- King: rc = {k['rc_arcmin']:.2f} ± {k['rc_err_arcmin']:.2f}′, rt = "
+                  f"{k['rt_arcmin']:.1f} ± {k['rt_err_arcmin']:.1f}′"
+                  + (" (beyond the cone)" if k["rt_beyond_cone"] else "")
+                  + f", r50 = {k['r50_members_arcmin']:.2f} ± {k['r50_members_err_arcmin']:.2f}′"]
+    lines += ["", f"- products: `{out['members']}`, `{out['summary_path']}`"]
+    lines += [f"- figure: `{p}`" for p in out.get("figures", {}).values()]
+    return "\n".join(lines)
+
+
+def _artifacts(out: dict[str, Any]) -> None:
+    create_markdown_artifact(membership_markdown(out), key="membership-summary",
+                             description="Cluster membership")
+    c = out["summary"].get("centroid")
+    if c:
+        create_table_artifact(
+            [{"quantity": q, "value": round(c[q], 5),
+              "error": round(c[q.replace("_mas", "_err_mas")], 5)}
+             for q in ("pmra_masyr", "pmdec_masyr", "parallax_mas")],
+            key="membership-centroid", description=c["method"])
+
+
+def _resolve_catalog(params: MembershipParams, out_dir: Path) -> str:
+    if params.catalog:
+        return params.catalog
+    if not params.gaia or params.ra is None or params.dec is None or params.radius is None:
+        raise ValueError("give --catalog FILE, or --gaia with --ra, --dec and --radius")
+    cache_dir = params.cache_dir or str(out_dir / "gaia-cache")
+    res = gaia_cone_task(params.ra, params.dec, params.radius,
+                         str(out_dir / f"gaia_{params.release}_cone.ecsv"),
+                         release=params.release, cache=DirectoryCache(cache_dir),
+                         cache_mode=params.cache_mode)
+    return res["path"]
+
+
+def run_membership_stage(session: RunSession, catalog: str | Path,
+                         centre: tuple[float, float] | None, out_dir: str | Path,
+                         radius_deg: float | None = None,
+                         params: MembershipParams | None = None) -> dict[str, Any]:
+    """The membership stage inside an open run (what ``flows/full_run.py`` calls).
+
+    Parameters
+    ----------
+    session : RunSession
+        The run.
+    catalog : str or Path
+        A Gaia-like table file (the catalogue stage's product, or an offline file).
+    centre : (float, float) or None
+        Cone centre (deg); the table's centre if None.
+    out_dir : str or Path
+        Where products go (e.g. ``session.run_dir / "catalogs"``).
+    radius_deg : float, optional
+        Cone radius (deg).
+    params : MembershipParams, optional
+        Settings (defaults otherwise).
+
+    Returns
+    -------
+    dict
+        ``status``, ``message``, ``members`` and ``summary_path`` (paths), ``figures``,
+        ``summary`` (the membership.json content), ``product_key``.
+    """
+    logger = get_run_logger()
+    params = params or MembershipParams(out=str(out_dir))
+    options = params.options()
+    inputs = {"catalog": sha256_file(catalog), "centre": list(centre) if centre else None,
+              "radius_deg": radius_deg}
+    params_rec = {**options, "version": MEMBERSHIP_PARAMS_VERSION}
+    with recorded_stage(session, "membership") as counters:
+        out = membership_task.submit(str(catalog), str(out_dir), centre, radius_deg, options,
+                                     params.plots).result()
+        pkey = product_key("members", inputs, params_rec, __version__)
+        pid = session.db.record_product(session.run_id, "members", pkey, out["members"],
+                                        out["checksum"], inputs, params_rec, __version__)
+        s = out["summary"]
+        qc = {"members_p50": s["counts"]["n_members_p50"],
+              "members_p90": s["counts"]["n_members_p90"]}
+        if s.get("centroid"):
+            qc.update({k: s["centroid"][k] for k in
+                       ("pmra_masyr", "pmdec_masyr", "parallax_mas", "pmra_err_masyr",
+                        "pmdec_err_masyr", "parallax_err_mas")})
+        if s.get("king"):
+            qc.update({"king_rc_arcmin": s["king"]["rc_arcmin"],
+                       "king_rc_err_arcmin": s["king"]["rc_err_arcmin"]})
+        session.db.add_qc(session.run_id, qc, product_id=pid)
+        counters.update({"status": out["status"], **s["counts"]})
+        counters["_message"] = out["message"]
+        logger.info("membership: %s", out["message"])
+        _artifacts(out)
+    out["product_key"] = pkey
+    return out
+
+
+@flow(name="tgp-membership", log_prints=True)
+def membership_flow(params: MembershipParams) -> dict[str, Any]:
+    """Cluster membership of one Gaia-like table (standalone, or recorded with ``record``)."""
+    out_dir = Path(params.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    catalog = _resolve_catalog(params, out_dir)
+    if params.record:
+        session = open_session(Path(catalog).parent, params.out_root, None,
+                               params.model_dump(mode="json"))
+        try:
+            out = run_membership_stage(session, catalog, params.centre(), out_dir, params.radius,
+                                       params)
+        except BaseException as exc:
+            session.db.finish_run(session.run_id, "failed", message=str(exc))
+            raise
+        session.db.finish_run(session.run_id, "succeeded")
+        out["run_id"] = session.run_id
+        return out
+    out = membership_task.submit(catalog, str(out_dir), params.centre(), params.radius,
+                                 params.options(), params.plots).result()
+    _artifacts(out)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of ``tgp members``."""
+    ap = argparse.ArgumentParser(prog="tgp members", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--catalog", "--gaia-file", dest="catalog",
+                     help="Gaia-like table (CSV, VOTable, ECSV, FITS)")
+    src.add_argument("--gaia", action="store_true",
+                     help="query the Gaia archive for the cone (needs --ra --dec --radius)")
+    ap.add_argument("--ra", type=float, help="cone centre RA (deg)")
+    ap.add_argument("--dec", type=float, help="cone centre Dec (deg)")
+    ap.add_argument("--radius", type=float, help="cone radius (deg)")
+    ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("--release", default="dr3", choices=["dr3", "dr2"])
+    ap.add_argument("--cache-dir", help="Gaia answer cache (default <out>/gaia-cache)")
+    ap.add_argument("--offline", action="store_true", help="--gaia from the cache only")
+    ap.add_argument("--ruwe-max", type=float, default=1.4)
+    ap.add_argument("--parallax-over-error-min", type=float, default=1.0)
+    ap.add_argument("--g-max", type=float)
+    ap.add_argument("--n-boot", type=int, default=100)
+    ap.add_argument("--no-position", action="store_true", help="astrometry only in the mixture")
+    ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--record", action="store_true",
+                    help="also record the run in the run database of --out-root")
+    ap.add_argument("--out-root", default=default_out_root(), help="run-database root")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: membership of a Gaia-like table."""
+    args = build_parser().parse_args(argv)
+    if (args.ra is None) != (args.dec is None):
+        print("error: give both --ra and --dec, or neither", file=sys.stderr)
+        return 2
+    params = MembershipParams(
+        catalog=args.catalog, gaia=args.gaia, release=args.release, ra=args.ra, dec=args.dec,
+        radius=args.radius, out=args.out, cache_dir=args.cache_dir,
+        cache_mode="offline" if args.offline else "prefer", ruwe_max=args.ruwe_max,
+        parallax_over_error_min=args.parallax_over_error_min, g_max=args.g_max,
+        n_boot=args.n_boot, use_position=not args.no_position, plots=not args.no_plots,
+        record=args.record, out_root=args.out_root)
+    try:
+        out = membership_flow.with_options(
+            task_runner=make_task_runner(params.runner))(params)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(out["message"])
+    s = out["summary"]
+    if s.get("centroid"):
+        c = s["centroid"]
+        print(f"  centroid: pmra {c['pmra_masyr']:.3f} ± {c['pmra_err_masyr']:.3f}, pmdec "
+              f"{c['pmdec_masyr']:.3f} ± {c['pmdec_err_masyr']:.3f} mas/yr, parallax "
+              f"{c['parallax_mas']:.4f} ± {c['parallax_err_mas']:.4f} mas")
+    if s.get("king"):
+        k = s["king"]
+        print(f"  King: rc {k['rc_arcmin']:.2f} ± {k['rc_err_arcmin']:.2f}', rt "
+              f"{k['rt_arcmin']:.1f} ± {k['rt_err_arcmin']:.1f}'"
+              + (" (beyond the cone)" if k["rt_beyond_cone"] else "")
+              + f", r50 {k['r50_members_arcmin']:.2f} ± {k['r50_members_err_arcmin']:.2f}'")
+    print(f"products: {out['members']}, {out['summary_path']}")
+    return 0 if out["status"] in ("ok", "no_cluster") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
