@@ -16,7 +16,9 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import Field
 
 from flows.calibrate import CalibrateParams, run_calibrate_stage
+from flows.catalogs import run_catalogs_stage
 from flows.inventory import run_inventory_stage
+from flows.membership import run_membership_stage
 from flows.plan import run_plan_stage
 from flows.runners import RunnerSettings, make_task_runner, shared_cluster
 from flows.session import open_session
@@ -30,6 +32,9 @@ class FullRunParams(CalibrateParams):
     """Parameters of a full run (shown as a typed form in the Prefect UI)."""
 
     plan_only: bool = Field(False, description="Stop after the calibration plan")
+    gaia_file: str | None = Field(None, description="Local Gaia-like table (CSV, VOTable, ECSV, "
+                                                    "FITS) instead of querying the archive")
+    gaia_release: str = Field("dr3", description="Gaia release to query: dr3 or dr2")
     from_stage: str | None = Field(None, description=f"First stage: one of {STAGE_NAMES}")
     to_stage: str | None = Field(None, description="Last stage")
 
@@ -60,9 +65,22 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
             if name in ("plan", "calibrate") and plan is None:
                 plan = run_plan_stage(session, params, inv)
                 result["plan"] = plan.to_dict()
+            if name in ("catalogs", "membership") and inv is None:
+                inv = run_inventory_stage(session, params)
+            if name in ("catalogs", "membership") and "catalogs" not in result:
+                result["catalogs"] = run_catalogs_stage(session, inv, params.gaia_file,
+                                                        params.gaia_release)
             if name == "calibrate":
                 result["calibration"] = run_calibrate_stage(session, params, inv,
                                                             plan).to_dict()
+            elif name == "membership":
+                result["membership"] = {
+                    cluster: _membership_outcome(run_membership_stage(
+                        session, cat["path"], (cat["footprint"]["ra_deg"],
+                                               cat["footprint"]["dec_deg"]),
+                        session.run_dir / "membership" / cluster,
+                        cat["footprint"]["radius_deg"]))
+                    for cluster, cat in result["catalogs"].items()}
             elif name not in BUILT:
                 message = f"stage '{name}' is not built yet: no products"
                 session.db.stage_not_built(session.run_id, name, message)
@@ -85,6 +103,11 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
     return result
 
 
+def _membership_outcome(out: dict[str, Any]) -> dict[str, Any]:
+    """The part of the membership stage's answer that the run result keeps."""
+    return {k: out.get(k) for k in ("status", "message", "members", "summary_path", "figures")}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options of ``python -m flows.full_run`` and ``tgp run``."""
     ap = argparse.ArgumentParser(prog="python -m flows.full_run",
@@ -100,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="print the calibration plan, store it, and stop")
     ap.add_argument("--from-stage", choices=STAGE_NAMES)
     ap.add_argument("--to-stage", choices=STAGE_NAMES)
+    ap.add_argument("--gaia-file", help="local Gaia-like table (CSV/VOTable/ECSV/FITS) instead "
+                                        "of querying the Gaia archive")
+    ap.add_argument("--gaia-release", choices=["dr3", "dr2"], default="dr3")
     ap.add_argument("--runner", choices=["dask", "threads"], default="dask",
                     help="task runner (default: a local Dask cluster)")
     ap.add_argument("--dask-address", help="use an existing Dask scheduler, tcp://host:8786")
@@ -112,6 +138,7 @@ def params_from_args(args: argparse.Namespace) -> FullRunParams:
     return FullRunParams(
         data=args.data, out=args.out, profile=args.profile, grouping=args.grouping,
         plan_rules=args.plan_rules, plan_only=args.plan_only, from_stage=args.from_stage,
+        gaia_file=args.gaia_file, gaia_release=args.gaia_release,
         to_stage=args.to_stage,
         runner=RunnerSettings(kind=args.runner, dask_address=args.dask_address,
                               n_workers=args.workers))
@@ -136,6 +163,9 @@ def print_outcome(result: dict[str, Any], plan_only: bool) -> None:
               f"skipped, {len(cal['masters'])} masters ({cal['reused']} products reused)")
         for path, reason in cal["rejected"].items():
             print(f"  skipped {path}: {reason}")
+    for cluster, m in result.get("membership", {}).items():
+        print(f"membership {cluster}: {m['message']}")
+        print(f"  members: {m['members']}; summary: {m['summary_path']}")
     for name, desc in STAGES:
         if name in result["timings"]:
             state = "NOT BUILT YET" if name in result["not_built"] else "done"
@@ -143,10 +173,10 @@ def print_outcome(result: dict[str, Any], plan_only: bool) -> None:
     print(f"products: {result['run_dir']}")
     print(f"run database: {result['db_url']}")
     if not plan_only:
-        if "report" in result["not_built"]:
-            print("report: not built yet (the 'report' stage does not exist yet)")
-        else:
+        if "report" in result["timings"] and "report" not in result["not_built"]:
             print(f"report: {result['run_dir']}/report.html")
+        else:
+            print("report: none (the 'report' stage is not built yet or was not run)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ STAGES: list[tuple[str, str]] = [
     ("report", "plots and the night report"),
 ]
 STAGE_NAMES = [name for name, _ in STAGES]
-BUILT = {"inventory", "plan", "calibrate"}
+BUILT = {"inventory", "plan", "calibrate", "catalogs", "membership"}
 
 
 def stage_range(from_stage: str | None, to_stage: str | None) -> list[str]:

@@ -127,3 +127,56 @@ def test_plan_only_on_real_ngc2420(tmp_path, capsys, sqlite_env):
     assert "11/11 frames can be calibrated" in out
     assert "no darks in this night" in out
     assert out.count("NGC2420/p0/B") == 6 and out.count("NGC2420/p0/V") == 5
+
+
+@pytest.fixture(scope="module")
+def tiny_night(tmp_path_factory):
+    from tgpcore.simulate import simulate_night
+
+    return simulate_night(tmp_path_factory.mktemp("tinyflow") / "night", preset="tiny", seed=4)
+
+
+def test_calibrate_stage_records_products_qc_and_skips_bad_frames(tmp_path, tiny_night,
+                                                                  sqlite_env):
+    """The calibrate stage on a simulated night with one NaN frame: the night goes on, the bad
+    frame is recorded as rejected with its reason, QC and products are in the database, and a
+    second run reuses every product."""
+    import shutil
+
+    import numpy as np
+    from astropy.io import fits
+
+    raw = tmp_path / "raw"
+    shutil.copytree(tiny_night.raw_dir, raw)
+    sci = sorted(raw.glob("sim_*.fits"))[-1]
+    with fits.open(sci) as hdul:
+        hdr = hdul[0].header.copy()
+        shape = hdul[0].data.shape
+    for k in ("BZERO", "BSCALE", "BLANK"):
+        hdr.remove(k, ignore_missing=True)
+    fits.PrimaryHDU(np.full(shape, np.nan, np.float32), header=hdr).writeto(raw / "zz_nan.fits")
+    params = FullRunParams(data=str(raw), out=str(tmp_path / "out"), to_stage="calibrate",
+                           runner=THREADS)
+    result = full_run_flow.with_options(task_runner=make_task_runner(THREADS))(params)
+    cal = result["calibration"]
+    n_targets = sum(1 for r in tiny_night.frames() if r["kind"] in ("science", "standard"))
+    assert len(cal["calibrated"]) == n_targets
+    (nan_path,) = [p for p in cal["rejected"]]
+    assert nan_path.endswith("zz_nan.fits") and "NaN" in cal["rejected"][nan_path]
+    db, _ = run_database(tmp_path / "out")
+    frames = {Path(f.path).name: f for f in db.frames(result["run_id"])}
+    assert frames["zz_nan.fits"].status == "rejected"
+    assert "calibration" in frames["zz_nan.fits"].reason
+    products = db.products(result["run_id"])
+    assert sum(p.kind == "calibrated" for p in products) == n_targets
+    assert {p.kind for p in products} >= {"master_bias", "master_dark", "master_flat"}
+    qc = db.qc(result["run_id"], frame_id=frames[Path(next(iter(cal["calibrated"]))).name].id)
+    assert {"sky_e", "noise_e", "cosmic_rays", "saturated_fraction"} <= set(qc)
+    events = {e.stage: e for e in db.stage_events(result["run_id"])}
+    assert events["calibrate"].status == "succeeded"
+    assert events["calibrate"].counters["rejected"] == 1
+    # a second run with the same inputs reuses every master and calibrated frame
+    again = full_run_flow.with_options(task_runner=make_task_runner(THREADS))(params)
+    n_masters = len(cal["masters"])
+    assert again["calibration"]["reused"] == n_targets + n_masters
+    assert again["calibration"]["calibrated"] == cal["calibrated"]

@@ -1,0 +1,238 @@
+"""Benchmark of the calibration stage against the Astropy CCD Data Reduction Guide's way.
+
+Workload: the simulator's ``bench`` night (2048x2048, 45 science and standard frames, 15 biases,
+2x6 darks, 10 flats per filter). Ours: tgpcore's master and frame functions dispatched on a Dask
+LocalCluster, one task per master and per frame, as the calibrate flow's tasks do (without
+Prefect's own overhead). Baseline: ``ccdproc.combine`` for the masters and, per frame,
+``subtract_overscan``/``trim_image``/``create_deviation``/``subtract_bias``/``gain_correct``/
+``subtract_dark``/``flat_correct``/``cosmicray_lacosmic`` and ``CCDData.write``, in one
+process. I/O floor: reading every input and writing every output with ``astropy.io.fits``.
+
+    .venv/bin/python benchmarks/bench_calibration.py [--night DIR] [--keep]
+
+The last line of the output is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import measured  # noqa: E402
+
+warnings.simplefilter("ignore")
+
+
+def frame_input(rec) -> dict:
+    return {"path": rec.path, "hdu_index": rec.hdu_index or 0,
+            "exptime_s": float(rec.exptime_s or 0.0), "summary": rec.header}
+
+
+def run_ours(inv, plan, out: Path, n_workers: int) -> dict[str, str]:
+    """Masters in waves (bias, dark, flat), then every frame; one Dask task each."""
+    from distributed import Client, LocalCluster
+
+    from tgpcore.calibration.products import make_calibrated, make_master
+
+    recs = {r.path: r for r in inv.records}
+    used = {k for e in plan.entries if e.status == "ok"
+            for k in (e.bias_key, e.dark_key, e.flat_key) if k}
+    for k in list(used):
+        used |= {v for d, v in plan.masters[k].depends.items() if d in ("bias", "dark")}
+    masters: dict[str, str] = {}
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        client.run(lambda: __import__("tgpcore.calibration.products"))
+        for kind in ("bias", "dark", "flat"):
+            futs = {}
+            for key, spec in plan.masters.items():
+                if spec.kind != kind or key not in used:
+                    continue
+                futs[key] = client.submit(
+                    make_master, kind, key, [frame_input(recs[p]) for p in spec.members],
+                    str(out / "masters" / f"{key}.fits"),
+                    masters.get(spec.depends.get("bias")), masters.get(spec.depends.get("dark")),
+                    pure=False)
+            for key, f in futs.items():
+                masters[key] = f.result()["path"]
+        futs = [client.submit(make_calibrated, frame_input(recs[e.path]),
+                              str(out / "calibrated" / Path(e.path).name),
+                              masters.get(e.bias_key), masters.get(e.dark_key),
+                              masters.get(e.flat_key), pure=False)
+                for e in plan.entries if e.status == "ok"]
+        results = [f.result() for f in futs]
+    bad = [r for r in results if r["status"] != "ok"]
+    if bad:
+        raise RuntimeError(f"frames failed: {bad[:3]}")
+    return {r["path"]: r["product"] for r in results}
+
+
+def run_baseline(inv, plan, out: Path) -> dict[str, str]:
+    """The Astropy CCD Data Reduction Guide's way, in one process."""
+    import ccdproc
+    from astropy import units as u
+    from astropy.modeling.models import Polynomial1D
+    from astropy.nddata import CCDData
+
+    recs = {r.path: r for r in inv.records}
+
+    def reduce_raw(path: str) -> CCDData:
+        h = recs[path].header
+        ccd = CCDData.read(path, unit="adu")
+        ccd = ccdproc.subtract_overscan(ccd, fits_section=h["overscan_section"], median=True,
+                                        overscan_axis=1, model=Polynomial1D(0))
+        return ccdproc.trim_image(ccd, fits_section=h["trim_section"])
+
+    def combine(ccds, **kw):
+        return ccdproc.combine(ccds, method="average", sigma_clip=True,
+                               sigma_clip_low_thresh=3, sigma_clip_high_thresh=3,
+                               sigma_clip_func=np.ma.median, sigma_clip_dev_func=np.ma.std,
+                               mem_limit=1e9, **kw)
+
+    gain = {p: recs[p].header["gain_e_per_adu"] * u.electron / u.adu for p in recs}
+    masters: dict[str, CCDData] = {}
+    for kind in ("bias", "dark", "flat"):
+        for key, spec in plan.masters.items():
+            if spec.kind != kind:
+                continue
+            ccds = []
+            for p in spec.members:
+                ccd = reduce_raw(p)
+                if kind != "bias":
+                    ccd = ccdproc.subtract_bias(ccd, masters[spec.depends["bias"]])
+                    ccd = ccdproc.gain_correct(ccd, gain[p])
+                if kind == "flat" and spec.depends.get("dark"):
+                    ccd = ccdproc.subtract_dark(ccd, masters[spec.depends["dark"]],
+                                                exposure_time="EXPTIME", exposure_unit=u.s,
+                                                scale=True)
+                ccds.append(ccd)
+            if kind == "flat":
+                m = combine(ccds, scale=lambda a: 1.0 / np.ma.median(a))
+                m.data = m.data / np.median(m.data)
+            else:
+                m = combine(ccds)
+            m.header["EXPTIME"] = recs[spec.members[0]].exptime_s
+            masters[key] = m
+            m.write(out / "masters" / f"{key}.fits", overwrite=True)
+    products = {}
+    for e in plan.entries:
+        if e.status != "ok":
+            continue
+        h = recs[e.path].header
+        ccd = reduce_raw(e.path)
+        ccd = ccdproc.create_deviation(ccd, gain=gain[e.path],
+                                       readnoise=h["read_noise_e"] * u.electron)
+        ccd = ccdproc.subtract_bias(ccd, masters[e.bias_key])
+        ccd = ccdproc.gain_correct(ccd, gain[e.path])
+        if e.dark_key:
+            ccd = ccdproc.subtract_dark(ccd, masters[e.dark_key], exposure_time="EXPTIME",
+                                        exposure_unit=u.s, scale=True)
+        flat = masters[e.flat_key]
+        ccd = ccdproc.flat_correct(ccd, flat, norm_value=float(np.median(flat.data)))
+        ccd = ccdproc.cosmicray_lacosmic(ccd, sigclip=4.5, sigfrac=0.3, objlim=5.0, niter=2,
+                                         readnoise=h["read_noise_e"], gain=1.0,
+                                         satlevel=np.inf)
+        dest = out / "calibrated" / Path(e.path).name
+        ccd.write(dest, overwrite=True)
+        products[e.path] = str(dest)
+    return products
+
+
+def run_io_floor(inv, plan, ours: dict[str, str], out: Path) -> None:
+    """Read every input and write every output with astropy.io.fits alone."""
+    from astropy.io import fits
+
+    inputs = {p for m in plan.masters.values() for p in m.members} | set(ours)
+    for p in sorted(inputs):
+        fits.getdata(p)
+    for i, prod in enumerate(sorted(ours.values())):
+        with fits.open(prod) as hdul:
+            hdus = fits.HDUList([h.copy() for h in hdul])
+        hdus.writeto(out / f"floor_{i}.fits", overwrite=True)
+
+
+def agreement(ours: dict[str, str], base: dict[str, str]) -> dict[str, float]:
+    """Relative agreement of the calibrated pixels (where neither side masked a pixel)."""
+    from astropy.nddata import CCDData
+
+    from tgpcore.io.fits import read_ccd
+
+    fracs, worst = [], []
+    for raw, prod in ours.items():
+        a = read_ccd(prod)
+        b = CCDData.read(base[raw], unit="electron")
+        good = ~a.mask & ~(b.mask if b.mask is not None else False)
+        scale = np.maximum(np.abs(b.data[good]), a.uncertainty.array[good])
+        rel = np.abs(a.data[good] - b.data[good]) / scale
+        fracs.append(float(np.mean(rel <= 1e-5)))
+        worst.append(float(np.median(rel)))
+    return {"frac_pixels_within_1e-5": float(np.min(fracs)),
+            "median_rel_diff": float(np.max(worst))}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--night", default=str(Path(tempfile.gettempdir()) / "tgp-bench-night"),
+                    help="where the bench night is (simulated there if missing)")
+    ap.add_argument("--keep", action="store_true", help="keep the products")
+    args = ap.parse_args()
+    from tgpcore.calibration.plan import build_plan
+    from tgpcore.inventory import scan_night
+    from tgpcore.simulate import simulate_night
+
+    night = Path(args.night)
+    if not (night / "truth" / "truth.json").exists():
+        print(f"simulating the bench night into {night} ...", flush=True)
+        simulate_night(night, preset="bench", seed=1, workers=2)
+    inv = scan_night(night / "raw")
+    plan = build_plan(inv)
+    n_sci = sum(e.status == "ok" for e in plan.entries)
+    work = Path(tempfile.mkdtemp(prefix="tgp-bench-cal-"))
+    r: dict[str, float] = {}
+    try:
+        for name in ("ours2", "ours1", "base", "floor"):
+            (work / name / "masters").mkdir(parents=True)
+            (work / name / "calibrated").mkdir(parents=True)
+        with measured(r, "ours2"):
+            ours = run_ours(inv, plan, work / "ours2", 2)
+        with measured(r, "ours1"):
+            run_ours(inv, plan, work / "ours1", 1)
+        with measured(r, "base"):
+            base = run_baseline(inv, plan, work / "base")
+        with measured(r, "floor"):
+            run_io_floor(inv, plan, ours, work / "floor")
+        agree = agreement(ours, base)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    out = {
+        "bench": "calibration", "frames": n_sci, "shape": "2048x2048",
+        "ours_s": round(r["ours2_s"], 2), "baseline_s": round(r["base_s"], 2),
+        "speedup": round(r["base_s"] / r["ours2_s"], 2),
+        "peak_rss_mb": round(r["ours2_peak_mb"]), "baseline_peak_rss_mb": round(r["base_peak_mb"]),
+        "io_floor_s": round(r["floor_s"], 2), "io_floor_ratio": round(r["ours2_s"] / r["floor_s"], 2),
+        "ours_1worker_s": round(r["ours1_s"], 2),
+        "dask_speedup": round(r["ours1_s"] / r["ours2_s"], 2), **agree,
+    }
+    print(f"{'':<24}{'wall s':>10}{'peak RSS MB':>14}")
+    print(f"{'ours (2 Dask workers)':<24}{r['ours2_s']:>10.1f}{r['ours2_peak_mb']:>14.0f}")
+    print(f"{'ours (1 Dask worker)':<24}{r['ours1_s']:>10.1f}{r['ours1_peak_mb']:>14.0f}")
+    print(f"{'ccdproc baseline':<24}{r['base_s']:>10.1f}{r['base_peak_mb']:>14.0f}")
+    print(f"{'I/O floor':<24}{r['floor_s']:>10.1f}{r['floor_peak_mb']:>14.0f}")
+    print(f"speed-up vs baseline {out['speedup']}x; vs I/O floor {out['io_floor_ratio']}x; "
+          f"2 workers vs 1: {out['dask_speedup']}x; pixels agreeing to 1e-5: "
+          f"{agree['frac_pixels_within_1e-5']:.4f} (worst frame)")
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

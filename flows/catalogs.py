@@ -1,0 +1,70 @@
+"""Stage: the catalogues of each cluster's field (Gaia DR3 cone, or an offline file)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from flows.session import RunSession, recorded_stage
+from tasks.catalogs import check_catalog_file_task, gaia_cone_task
+from tgpcore import __version__
+from tgpcore.catalogs.columns import MEMBERSHIP_REQUIRED
+from tgpcore.footprint import cluster_footprint
+from tgpcore.inventory import Inventory
+from tgpcore.io.checksum import product_key, sha256_file
+
+
+def run_catalogs_stage(session: RunSession, inv: Inventory, gaia_file: str | None = None,
+                       release: str = "dr3") -> dict[str, dict[str, Any]]:
+    """Get a Gaia-like catalogue covering each cluster's frames.
+
+    With ``gaia_file`` every cluster uses that local table (checked for the needed columns);
+    otherwise the Gaia archive is queried (retries with backoff; answers cached in the run
+    database, so a re-run needs no network).
+
+    Returns
+    -------
+    dict
+        Per cluster: ``path`` of the catalogue, ``footprint`` (centre, radius), ``origin``.
+    """
+    logger = get_run_logger()
+    out_dir = session.run_dir / "catalogs"
+    by_cluster: dict[str, list[dict]] = {}
+    for r in inv.accepted("science"):
+        by_cluster.setdefault(r.cluster or "?", []).append(asdict(r))
+    result: dict[str, dict[str, Any]] = {}
+    with recorded_stage(session, "catalogs") as counters:
+        if not by_cluster:
+            raise ValueError("no science frames: no cluster to get a catalogue for")
+        for cluster, frames in sorted(by_cluster.items()):
+            fp = cluster_footprint(cluster, frames)
+            if fp.note:
+                logger.warning("%s: %s", cluster, fp.note)
+            if gaia_file:
+                check_catalog_file_task(gaia_file, MEMBERSHIP_REQUIRED)
+                path, origin = str(Path(gaia_file).resolve()), "file"
+            else:
+                res = gaia_cone_task(fp.ra_deg, fp.dec_deg, fp.radius_deg,
+                                     str(out_dir / f"{cluster}_gaia_{release}.ecsv"),
+                                     release=release, cache=session.db)
+                path, origin = res["path"], res["origin"]
+            inputs = {"catalog": sha256_file(path), "footprint": asdict(fp)}
+            session.db.record_product(session.run_id, "gaia_catalog",
+                                      product_key("gaia_catalog", inputs, {}, __version__),
+                                      path, inputs["catalog"], inputs, {"release": release},
+                                      __version__)
+            result[cluster] = {"path": path, "footprint": asdict(fp), "origin": origin}
+            logger.info("%s: catalogue %s (%s), cone (%.4f, %+.4f) r=%.3f deg", cluster, path,
+                        origin, fp.ra_deg, fp.dec_deg, fp.radius_deg)
+        counters["clusters"] = len(result)
+        create_markdown_artifact(
+            "# Catalogues\n\n| cluster | origin | centre | radius (deg) | file |\n|---|---|---|---|---|\n"
+            + "\n".join(f"| {c} | {v['origin']} | {v['footprint']['ra_deg']:.4f}, "
+                        f"{v['footprint']['dec_deg']:+.4f} | {v['footprint']['radius_deg']:.3f} "
+                        f"| `{v['path']}` |" for c, v in result.items()),
+            key="catalogs-summary")
+    return result
