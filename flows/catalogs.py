@@ -16,6 +16,7 @@ from tgpcore.catalogs.columns import MEMBERSHIP_REQUIRED
 from tgpcore.footprint import cluster_footprint
 from tgpcore.inventory import Inventory
 from tgpcore.io.checksum import product_key, sha256_file
+from tgpcore.settings import offline
 
 
 def run_catalogs_stage(session: RunSession, inv: Inventory, gaia_file: str | None = None,
@@ -50,7 +51,8 @@ def run_catalogs_stage(session: RunSession, inv: Inventory, gaia_file: str | Non
             else:
                 res = gaia_cone_task(fp.ra_deg, fp.dec_deg, fp.radius_deg,
                                      str(out_dir / f"{cluster}_gaia_{release}.ecsv"),
-                                     release=release, cache=session.db)
+                                     release=release, cache=session.db,
+                                     cache_mode="offline" if offline() else "prefer")
                 path, origin = res["path"], res["origin"]
             inputs = {"catalog": sha256_file(path), "footprint": asdict(fp)}
             session.db.record_product(session.run_id, "gaia_catalog",

@@ -23,7 +23,7 @@ from flows.plan import run_plan_stage
 from flows.runners import RunnerSettings, make_task_runner, shared_cluster
 from flows.session import open_session
 from flows.settings import default_out_root
-from flows.stages import BUILT, STAGE_NAMES, STAGES, stage_range
+from flows.stages import BUILT, DEPENDS, STAGE_NAMES, STAGES, stage_range
 from tgpcore.calibration.plan import CalibrationPlan, format_plan
 from tgpcore.inventory import Inventory
 
@@ -51,7 +51,8 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
                 stages[-1], session.run_dir)
     timings: dict[str, float] = {}
     result: dict[str, Any] = {"run_id": session.run_id, "run_dir": str(session.run_dir),
-                              "db_url": session.db_url, "not_built": [], "timings": timings}
+                              "db_url": session.db_url, "not_built": [], "failed": {},
+                              "timings": timings}
     inv: Inventory | None = None
     plan: CalibrationPlan | None = None
     try:
@@ -67,10 +68,23 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
                 result["plan"] = plan.to_dict()
             if name in ("catalogs", "membership") and inv is None:
                 inv = run_inventory_stage(session, params)
-            if name in ("catalogs", "membership") and "catalogs" not in result:
-                result["catalogs"] = run_catalogs_stage(session, inv, params.gaia_file,
-                                                        params.gaia_release)
-            if name == "calibrate":
+            blocked = [d for d in DEPENDS.get(name, ()) if d in result["failed"]]
+            if blocked:
+                message = f"stage '{name}' skipped: it needs '{blocked[0]}', which failed"
+                session.db.stage_not_built(session.run_id, name, message)
+                logger.warning(message)
+                result["failed"][name] = message
+            elif name == "catalogs" or (name == "membership" and "catalogs" not in result):
+                # A catalogue service that is down fails these stages, not the night.
+                try:
+                    result["catalogs"] = run_catalogs_stage(session, inv, params.gaia_file,
+                                                            params.gaia_release)
+                except Exception as exc:  # noqa: BLE001 - recorded by recorded_stage too
+                    result["failed"]["catalogs"] = f"{type(exc).__name__}: {exc}"
+                    logger.error("catalogs failed: %s", exc)
+            if name in result["failed"]:
+                pass  # recorded above
+            elif name == "calibrate":
                 result["calibration"] = run_calibrate_stage(session, params, inv,
                                                             plan).to_dict()
             elif name == "membership":
@@ -90,17 +104,23 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
     except BaseException as exc:
         session.db.finish_run(session.run_id, "failed", message=f"{type(exc).__name__}: {exc}")
         raise
-    status = "partial" if result["not_built"] else "succeeded"
+    status = "partial" if result["not_built"] or result["failed"] else "succeeded"
     session.db.finish_run(session.run_id, status,
                           message=("not built yet: " + ", ".join(result["not_built"]))
                           if result["not_built"] else None)
     result["status"] = status
     create_markdown_artifact(
         "# tgp run " + session.run_id + "\n\n| stage | status | seconds |\n|---|---|---|\n"
-        + "\n".join(f"| {n} | {'not built yet' if n in result['not_built'] else 'done'} | "
-                    f"{timings.get(n, 0):.2f} |" for n in stages),
+        + "\n".join(f"| {n} | {_state(n, result)} | {timings.get(n, 0):.2f} |" for n in stages),
         key="run-summary", description="Stages of this run")
     return result
+
+
+def _state(stage: str, result: dict[str, Any]) -> str:
+    """'done', 'not built yet' or 'failed' for a stage of a run's result."""
+    if stage in result["not_built"]:
+        return "not built yet"
+    return "failed" if stage in result["failed"] else "done"
 
 
 def _membership_outcome(out: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +177,8 @@ def print_outcome(result: dict[str, Any], plan_only: bool) -> None:
         print(format_plan(CalibrationPlan.from_dict(result["plan"])))
         print()
     print(f"run {result['run_id']}: {result['status']}")
+    for name, message in result["failed"].items():
+        print(f"  {name} failed: {message}")
     if "calibration" in result:
         cal = result["calibration"]
         print(f"calibration: {len(cal['calibrated'])} frames calibrated, {len(cal['rejected'])} "
@@ -168,7 +190,7 @@ def print_outcome(result: dict[str, Any], plan_only: bool) -> None:
         print(f"  members: {m['members']}; summary: {m['summary_path']}")
     for name, desc in STAGES:
         if name in result["timings"]:
-            state = "NOT BUILT YET" if name in result["not_built"] else "done"
+            state = _state(name, result).upper() if _state(name, result) != "done" else "done"
             print(f"  {name:<14} {state:<14} {result['timings'][name]:7.2f} s  {desc}")
     print(f"products: {result['run_dir']}")
     print(f"run database: {result['db_url']}")

@@ -18,6 +18,12 @@ STAGES: list[tuple[str, str]] = [
     ("report", "plots and the night report"),
 ]
 STAGE_NAMES = [name for name, _ in STAGES]
+# Stages that cannot run when another has failed (only those that may fail without stopping
+# the run are listed: a failing image stage stops the run).
+DEPENDS: dict[str, tuple[str, ...]] = {
+    "membership": ("catalogs",),
+    "isochrone_fit": ("membership",),
+}
 BUILT = {"inventory", "plan", "calibrate", "catalogs", "membership"}
 
 

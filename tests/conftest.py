@@ -25,6 +25,10 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+
+# No test may reach a remote service: the pipeline's catalogue stages use caches and local files
+# only (tests of the remote paths use fake servers on 127.0.0.1 explicitly).
+os.environ["TGP_OFFLINE"] = "1"
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 

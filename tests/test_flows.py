@@ -45,14 +45,20 @@ def test_inventory_flow_records_frames(tmp_path, sqlite_env):
 
 
 def test_full_run_records_run_plan_and_unbuilt_stages(tmp_path, sqlite_env):
+    """Every stage runs or says it is not built; with no Gaia catalogue reachable (offline, no
+    cache) the catalogue stage fails and membership is skipped, and the night goes on."""
     night = small_night(tmp_path / "night", darks=False, flats=("V",))
     params = FullRunParams(data=str(night), out=str(tmp_path / "out"), runner=THREADS)
     result = full_run_flow.with_options(task_runner=make_task_runner(THREADS))(params)
     assert result["status"] == "partial"
-    assert result["not_built"] == [s for s in STAGE_NAMES if s not in BUILT]
+    assert result["not_built"] == [s for s in STAGE_NAMES
+                                   if s not in BUILT and s not in result["failed"]]
+    assert "offline" in result["failed"]["catalogs"]
+    assert "needs 'catalogs'" in result["failed"]["membership"]
     db, _ = run_database(tmp_path / "out")
     events = {e.stage: e.status for e in db.stage_events(result["run_id"])}
-    assert events["inventory"] == events["plan"] == "succeeded"
+    assert events["inventory"] == events["plan"] == events["calibrate"] == "succeeded"
+    assert events["catalogs"] == "failed"
     assert all(events[s] == "not_built" for s in result["not_built"])
     masters, entries = db.plan(result["run_id"])
     assert {m.kind for m in masters} == {"bias", "flat"}
@@ -170,7 +176,9 @@ def test_calibrate_stage_records_products_qc_and_skips_bad_frames(tmp_path, tiny
     products = db.products(result["run_id"])
     assert sum(p.kind == "calibrated" for p in products) == n_targets
     assert {p.kind for p in products} >= {"master_bias", "master_dark", "master_flat"}
-    qc = db.qc(result["run_id"], frame_id=frames[Path(next(iter(cal["calibrated"]))).name].id)
+    raw_path, cal_path = next(iter(cal["calibrated"].items()))
+    (product,) = [p for p in products if p.path == cal_path]
+    qc = db.qc(result["run_id"], frame_id=frames[Path(raw_path).name].id, product_id=product.id)
     assert {"sky_e", "noise_e", "cosmic_rays", "saturated_fraction"} <= set(qc)
     events = {e.stage: e for e in db.stage_events(result["run_id"])}
     assert events["calibrate"].status == "succeeded"

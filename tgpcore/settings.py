@@ -1,7 +1,8 @@
 """Settings that the library reads from the environment.
 
 ``TGP_DATABASE_URL`` (any SQLAlchemy URL) chooses the run database; ``TGP_OUT_ROOT`` the default
-output root, where the default SQLite run database also lives.
+output root, where the default SQLite run database also lives; ``TGP_OFFLINE`` forbids any
+network access (caches and local files only).
 """
 
 from __future__ import annotations
@@ -10,9 +11,16 @@ import os
 
 ENV_DATABASE_URL = "TGP_DATABASE_URL"
 ENV_OUT_ROOT = "TGP_OUT_ROOT"
+ENV_OFFLINE = "TGP_OFFLINE"
 DEFAULT_OUT_ROOT = "tgp-out"
 
 
 def default_out_root() -> str:
     """Output root: ``$TGP_OUT_ROOT`` or ``./tgp-out``."""
     return os.environ.get(ENV_OUT_ROOT, "").strip() or DEFAULT_OUT_ROOT
+
+
+def offline() -> bool:
+    """True when ``$TGP_OFFLINE`` is set (1/true/yes): remote services are never contacted,
+    only caches and local files are used."""
+    return os.environ.get(ENV_OFFLINE, "").strip().lower() in ("1", "true", "yes", "on")

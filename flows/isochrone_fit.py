@@ -1,0 +1,268 @@
+"""Flow: fit age, distance, reddening and [M/H] of a cluster (``tgp fit`` /
+``python -m flows.isochrone_fit``).
+
+    tgp fit --catalog cluster.ecsv --out fit/                       # U, B, V (+ errors)
+    tgp fit --catalog gaia.csv --members m67/members.ecsv --system gaia --fix mh=0.0 --out fit/
+
+writes ``fit/fit.json`` (log_age, dm, ebv, mh with p16/p50/p84, covariance, method),
+``fit/fit.h5`` (posterior samples, best isochrone, per-star probabilities) and the figures
+``cmd.png``, ``colour_colour.png`` (with U) and ``corner.png``.
+
+Standalone use needs no run database; ``--record`` also records the run in the run database of
+``--out-root``. The full run calls :func:`run_isochrone_fit_stage` inside its own session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from pydantic import BaseModel, Field
+
+from flows.runners import RunnerSettings, make_task_runner
+from flows.session import RunSession, open_session, recorded_stage
+from flows.settings import default_out_root
+from tasks.isochrone_fit import isochrone_fit_task
+from tgpcore import __version__
+from tgpcore.io.checksum import product_key
+
+ISOCHRONE_FIT_PARAMS_VERSION = 1
+_NAMES = {"log_age": "log age (dex)", "dm": "(m-M)0 (mag)", "ebv": "E(B-V) (mag)",
+          "mh": "[M/H] (dex)"}
+
+
+class IsochroneFitParams(BaseModel):
+    """Parameters of the isochrone-fit flow (a typed form in the Prefect UI)."""
+
+    catalog: str = Field(..., description="Photometric table: Johnson U B V (+ errors) and/or "
+                                          "Gaia G BP RP; CSV, ECSV, FITS or VOTable")
+    members: str | None = Field(None, description="Membership table (members.ecsv of tgp "
+                                                  "members) joined on source_id")
+    out: str = Field(..., description="Output folder for fit.json, fit.h5 and the figures")
+    system: Literal["auto", "johnson", "gaia"] = Field(
+        "auto", description="Photometry to fit: all there is, Johnson only, or Gaia only")
+    fix: dict[str, float] = Field(default_factory=dict,
+                                  description="Fixed parameters, e.g. {'mh': 0.0}")
+    priors: list[str] = Field(default_factory=list,
+                              description="Priors: 'dm=9.7+-0.05' (Gaussian), "
+                                          "'log_age=9:9.8' (bounds)")
+    parallax_mas: float | None = Field(None, description="Cluster parallax for a distance "
+                                                         "prior (mas)")
+    parallax_error_mas: float | None = Field(None, description="Its uncertainty (mas)")
+    isochrones: str | None = Field(None, description="CMD 3.x file/folder or HDF5 library "
+                                                     "(default: packaged PARSEC grid)")
+    cache_dir: str | None = Field(None, description="Isochrone HDF5 cache folder")
+    p_min: float = Field(0.02, ge=0, le=1, description="Leave out stars with lower membership")
+    n_walkers: int = Field(20, ge=4, description="emcee walkers")
+    n_steps: int = Field(220, ge=20, description="emcee steps per walker")
+    n_burn: int = Field(80, ge=0, description="Burn-in steps discarded")
+    restarts: int = Field(3, ge=1, description="Differential-evolution restarts")
+    seed: int = Field(0, description="Random seed")
+    plots: bool = Field(True, description="Write the figures")
+    record: bool = Field(False, description="Also record the run in the run database")
+    out_root: str = Field(default_factory=default_out_root,
+                          description="Run-database root used with record")
+    runner: RunnerSettings = Field(default_factory=lambda: RunnerSettings(kind="threads"))
+
+    def prior_specs(self) -> list[str]:
+        """Fixed values and priors as text specs."""
+        return [f"{k}={v}" for k, v in self.fix.items()] + list(self.priors)
+
+    def options(self) -> dict[str, Any]:
+        """Options of :func:`tasks.isochrone_fit.run_isochrone_fit`."""
+        return {"n_walkers": self.n_walkers, "n_steps": self.n_steps, "n_burn": self.n_burn,
+                "restarts": self.restarts, "seed": self.seed, "p_min": self.p_min}
+
+    def parallax(self) -> tuple[float, float] | None:
+        """(parallax, error) if both are given."""
+        if self.parallax_mas is None or self.parallax_error_mas is None:
+            return None
+        return self.parallax_mas, self.parallax_error_mas
+
+
+def fit_markdown(out: dict[str, Any]) -> str:
+    """Markdown summary of a fit for the Prefect UI."""
+    r = out["result"]
+    lines = ["# Isochrone fit", "", "| parameter | p16 | p50 | p84 | best |", "|---|---|---|---|---|"]
+    for k, label in _NAMES.items():
+        p = r[k]
+        lines.append(f"| {label}{' (fixed)' if p['fixed'] else ''} | {p['p16']:.4f} | "
+                     f"{p['p50']:.4f} | {p['p84']:.4f} | {p['best']:.4f} |")
+    d = r["derived"]
+    lines += ["", f"- age {d['age_myr']['p50']:.0f} Myr, distance {d['distance_pc']['p50']:.0f} "
+                  f"pc, A_V {d['av']['p50']:.3f} mag",
+              f"- stars: {r['data']['n_stars']} ({', '.join(r['data']['observables'])}); "
+              f"effective posterior samples: {r['diagnostics']['n_effective']:.0f}",
+              f"- method: {r['method']}", "",
+              f"- products: `{out['fit_json']}`, `{out['fit_h5']}`"]
+    lines += [f"- figure: `{p}`" for p in out.get("figures", {}).values()]
+    return "\n".join(lines)
+
+
+def _artifacts(out: dict[str, Any]) -> None:
+    create_markdown_artifact(fit_markdown(out), key="isochrone-fit-summary",
+                             description="Cluster parameters from the isochrone fit")
+    r = out["result"]
+    create_table_artifact(
+        [{"parameter": k, "p16": round(r[k]["p16"], 5), "p50": round(r[k]["p50"], 5),
+          "p84": round(r[k]["p84"], 5), "best": round(r[k]["best"], 5), "unit": r[k]["unit"],
+          "fixed": r[k]["fixed"]} for k in _NAMES],
+        key="isochrone-fit-parameters", description=r["method"])
+
+
+def run_isochrone_fit_stage(session: RunSession, catalog: str | Path, members: str | Path | None,
+                            out_dir: str | Path, params: IsochroneFitParams | None = None
+                            ) -> dict[str, Any]:
+    """The isochrone-fit stage inside an open run (what ``flows/full_run.py`` calls).
+
+    Parameters
+    ----------
+    session : RunSession
+        The run.
+    catalog : str or Path
+        The photometric catalogue (the catalogue stage's product, or any table).
+    members : str or Path or None
+        ``members.ecsv`` of the membership stage (None: weights from the catalogue, or 1).
+    out_dir : str or Path
+        Where products go (e.g. ``session.run_dir / "fit"``).
+    params : IsochroneFitParams, optional
+        Settings (defaults otherwise).
+
+    Returns
+    -------
+    dict
+        ``fit_json``, ``fit_h5``, ``figures`` (paths), ``summary`` (flat numbers: each
+        parameter's p50, p16, p84 and half-width), ``result`` (the fit.json content),
+        ``product_key``.
+    """
+    logger = get_run_logger()
+    params = params or IsochroneFitParams(catalog=str(catalog), out=str(out_dir),
+                                          members=str(members) if members else None)
+    with recorded_stage(session, "isochrone_fit") as counters:
+        out = isochrone_fit_task.submit(
+            str(catalog), str(out_dir), str(members) if members else None, params.system,
+            params.prior_specs(), params.parallax(), params.isochrones, params.cache_dir,
+            params.options(), params.plots).result()
+        params_rec = {**params.options(), "system": params.system,
+                      "priors": params.prior_specs(), "parallax": params.parallax(),
+                      "version": ISOCHRONE_FIT_PARAMS_VERSION}
+        pkey = product_key("isochrone_fit", out["inputs"], params_rec, __version__)
+        pid = session.db.record_product(session.run_id, "isochrone_fit", pkey, out["fit_h5"],
+                                        out["checksum"], out["inputs"], params_rec,
+                                        __version__)
+        session.db.add_qc(session.run_id, out["summary"], product_id=pid)
+        s = out["summary"]
+        counters.update({"n_stars": int(s["n_stars"]), "log_age": s["log_age"],
+                         "dm": s["dm"], "ebv": s["ebv"], "mh": s["mh"]})
+        counters["_message"] = (f"log age {s['log_age']:.3f}±{s['log_age_err']:.3f}, (m-M)0 "
+                                f"{s['dm']:.3f}±{s['dm_err']:.3f}, E(B-V) {s['ebv']:.3f}±"
+                                f"{s['ebv_err']:.3f}, [M/H] {s['mh']:+.3f}±{s['mh_err']:.3f}")
+        logger.info("isochrone fit: %s", counters["_message"])
+        _artifacts(out)
+    out["product_key"] = pkey
+    return out
+
+
+@flow(name="tgp-isochrone-fit", log_prints=True)
+def isochrone_fit_flow(params: IsochroneFitParams) -> dict[str, Any]:
+    """Fit one cluster catalogue (standalone, or recorded with ``record``)."""
+    out_dir = Path(params.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if params.record:
+        session = open_session(Path(params.catalog).parent, params.out_root, None,
+                               params.model_dump(mode="json"))
+        try:
+            out = run_isochrone_fit_stage(session, params.catalog, params.members, out_dir,
+                                          params)
+        except BaseException as exc:
+            session.db.finish_run(session.run_id, "failed", message=str(exc))
+            raise
+        session.db.finish_run(session.run_id, "succeeded")
+        out["run_id"] = session.run_id
+        return out
+    out = isochrone_fit_task.submit(
+        params.catalog, str(out_dir), params.members, params.system, params.prior_specs(),
+        params.parallax(), params.isochrones, params.cache_dir, params.options(),
+        params.plots).result()
+    _artifacts(out)
+    return out
+
+
+def _parse_fix(items: list[str]) -> dict[str, float]:
+    from tgpcore.fitting.priors import canonical_name
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--fix {item!r}: expected name=value, e.g. mh=0.0")
+        k, v = item.split("=", 1)
+        out[canonical_name(k)] = float(v)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of ``tgp fit``."""
+    ap = argparse.ArgumentParser(prog="tgp fit", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--catalog", required=True, help="photometric table (CSV, ECSV, FITS, VOT)")
+    ap.add_argument("--members", help="membership table (members.ecsv of tgp members)")
+    ap.add_argument("--system", choices=["auto", "johnson", "gaia"], default="auto")
+    ap.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
+                    help="fix a parameter (log_age, mh, dm, ebv, f_bin); repeatable")
+    ap.add_argument("--prior", action="append", default=[], metavar="SPEC",
+                    help="prior: NAME=MU+-SIGMA (Gaussian) or NAME=LO:HI (bounds); repeatable")
+    ap.add_argument("--parallax", metavar="PLX+-ERR",
+                    help="cluster parallax in mas for a distance-modulus prior, e.g. 1.15+-0.02")
+    ap.add_argument("--isochrones", help="CMD 3.x file or folder, or an HDF5 library "
+                                         "(default: the packaged PARSEC grid)")
+    ap.add_argument("--cache-dir", help="isochrone HDF5 cache folder")
+    ap.add_argument("--p-min", type=float, default=0.02,
+                    help="leave out stars with membership below this (default %(default)s)")
+    ap.add_argument("--walkers", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=220)
+    ap.add_argument("--burn", type=int, default=80)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("--record", action="store_true",
+                    help="also record the run in the run database of --out-root")
+    ap.add_argument("--out-root", default=default_out_root(), help="run-database root")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: fit one cluster catalogue."""
+    args = build_parser().parse_args(argv)
+    try:
+        fix = _parse_fix(args.fix)
+        plx = None
+        if args.parallax:
+            a, b = args.parallax.replace("±", "+-").split("+-")
+            plx = (float(a), float(b))
+        params = IsochroneFitParams(
+            catalog=args.catalog, members=args.members, out=args.out, system=args.system,
+            fix=fix, priors=args.prior, parallax_mas=plx[0] if plx else None,
+            parallax_error_mas=plx[1] if plx else None, isochrones=args.isochrones,
+            cache_dir=args.cache_dir, p_min=args.p_min, n_walkers=args.walkers,
+            n_steps=args.steps, n_burn=args.burn, seed=args.seed, plots=not args.no_plots,
+            record=args.record, out_root=args.out_root)
+        out = isochrone_fit_flow.with_options(
+            task_runner=make_task_runner(params.runner))(params)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    r = out["result"]
+    for k, label in _NAMES.items():
+        p = r[k]
+        print(f"  {label:<16} {p['p50']:9.4f}  +{p['p84'] - p['p50']:.4f} "
+              f"-{p['p50'] - p['p16']:.4f}{'  (fixed)' if p['fixed'] else ''}")
+    print(f"products: {out['fit_json']}, {out['fit_h5']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
