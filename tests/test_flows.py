@@ -188,3 +188,10 @@ def test_calibrate_stage_records_products_qc_and_skips_bad_frames(tmp_path, tiny
     n_masters = len(cal["masters"])
     assert again["calibration"]["reused"] == n_targets + n_masters
     assert again["calibration"]["calibrated"] == cal["calibrated"]
+
+
+def test_tgp_console_script_points_at_the_cli():
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "tgp"]
+    assert ep.load() is tgp_main
