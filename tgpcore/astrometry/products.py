@@ -1,0 +1,168 @@
+"""Plate-solving products: solve a stack once, write its WCS, carry it to its frames."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+from astropy.time import Time
+
+from tgpcore.astrometry.cascade import STEPS, SolveRequest, solve
+from tgpcore.astrometry.catalog import read_reference
+from tgpcore.astrometry.solution import carry_wcs, wcs_header
+from tgpcore.io.atomic import atomic_path
+from tgpcore.io.checksum import sha256_file
+from tgpcore.io.fits import provenance, read_ccd
+from tgpcore.registration.stars import detect_stars
+
+WCS_PREFIXES = ("CTYPE", "CRVAL", "CRPIX", "CDELT", "CD1_", "CD2_", "PC1_", "PC2_", "CUNIT",
+                "A_", "B_", "AP_", "BP_", "LONPOLE", "LATPOLE", "WCSAXES", "RADESYS",
+                "EQUINOX", "MJDREF", "CROTA")
+
+
+def _strip_wcs(header: fits.Header) -> None:
+    for key in list(header.keys()):
+        if key.startswith(WCS_PREFIXES):
+            header.remove(key, ignore_missing=True, remove_all=True)
+
+
+def write_wcs(path: str | Path, wcs_hdr: fits.Header, history: str) -> None:
+    """Replace the WCS of a FITS file's primary header (atomically; other HDUs kept)."""
+    with fits.open(path, memmap=False) as hdul:
+        hdul = fits.HDUList([h.copy() for h in hdul])
+    _strip_wcs(hdul[0].header)
+    hdul[0].header.update(wcs_hdr)
+    provenance(hdul[0].header, "astrometry", history)
+    with atomic_path(path) as tmp:
+        hdul.writeto(tmp)
+
+
+def _epoch(header: fits.Header) -> float | None:
+    date = header.get("DATE-OBS")
+    if not date:
+        return None
+    try:
+        return float(Time(str(date).replace(" ", "T"), scale="utc").jyear)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def flatten_background(data: np.ndarray, mask: np.ndarray | None, box: int = 128
+                       ) -> np.ndarray:
+    """The image less a smooth background (photutils ``Background2D``), for detection."""
+    from photutils.background import Background2D
+
+    try:
+        bkg = Background2D(np.asarray(data, float), min(box, min(data.shape) // 4),
+                           mask=mask, filter_size=3)
+        return np.asarray(data, float) - bkg.background
+    except Exception:  # noqa: BLE001 - a too-masked image keeps its global background
+        return np.asarray(data, float)
+
+
+def solve_image(path: str, scale_arcsec: float, hint_ra: float | None, hint_dec: float | None,
+                reference: str | Table | None = None, *, steps: tuple[str, ...] = STEPS,
+                timeouts: dict[str, float] | None = None, search_radius_arcmin: float = 30.0,
+                fwhm_px: float = 3.5, write: bool = True,
+                options: dict | None = None, rotation_deg: float | None = None,
+                parity: int | None = None, detect_sigma: float = 4.0) -> dict[str, Any]:
+    """Plate-solve one image (a stack) through the cascade and write the WCS into it.
+
+    Parameters
+    ----------
+    path : str
+        The image (FITS written by tgp: primary = data, MASK extension respected).
+    scale_arcsec : float
+        Pixel scale from the instrument profile.
+    hint_ra, hint_dec : float or None
+        Approximate centre, J2000 degrees (the inventory's ``ra_deg``/``dec_deg``).
+    reference : str, Table or None
+        Reference catalogue (file path or table with ra/dec, optional magnitude and proper
+        motions).
+    steps, timeouts :
+        See :func:`tgpcore.astrometry.cascade.solve`.
+    write : bool
+        Write the WCS into ``path`` (atomically) when solved.
+    options : dict, optional
+        Per-solver keyword arguments, e.g. ``{"catalogue": {"n_image": 150}}``.
+    detect_sigma : float
+        Detection threshold (background sigma) of the stars used.
+    rotation_deg, parity : optional
+        The camera's orientation on the sky when the instrument profile knows it (rotation
+        of north from +y, counter-clockwise, and -1 for the sky as seen / 1 mirrored): the
+        catalogue solver then searches +-10 deg around it instead of every rotation.
+
+    Returns
+    -------
+    dict
+        ``status`` ('ok' or 'failed'), ``solver``, ``n_matched``, ``rms_arcsec``, ``reason``,
+        ``attempts`` (one summary per solver tried), ``wcs_header`` (cards as a string), and
+        ``checksum`` of the written file.
+    """
+    ccd = read_ccd(path)
+    stars = detect_stars(flatten_background(ccd.data, ccd.mask), ccd.mask, fwhm_px=fwhm_px,
+                         nsigma=detect_sigma, max_stars=500)
+    ref = read_reference(reference) if isinstance(reference, str | Path) else reference
+    options = {k: dict(v) for k, v in (options or {}).items()}
+    if rotation_deg is not None:
+        options.setdefault("catalogue", {}).setdefault(
+            "rotation_deg", (rotation_deg - 10.0, rotation_deg + 10.0))
+    if parity is not None:
+        options.setdefault("catalogue", {}).setdefault("parities", (int(parity),))
+    req = SolveRequest(xy=np.column_stack([stars["x"], stars["y"]]), shape=ccd.shape,
+                       header=ccd.header, scale_arcsec=scale_arcsec, hint_ra=hint_ra,
+                       hint_dec=hint_dec, epoch_jyear=_epoch(ccd.header), image_path=path,
+                       reference=ref, search_radius_arcmin=search_radius_arcmin,
+                       flux=np.asarray(stars["flux"], float),
+                       options=options)
+    sol, attempts = solve(req, steps=steps, timeouts=timeouts)
+    out: dict[str, Any] = {"path": path, "status": "ok" if sol.ok else "failed",
+                           "solver": sol.solver if sol.ok else None,
+                           "n_matched": sol.n_matched, "rms_arcsec": sol.rms_arcsec,
+                           "reason": None if sol.ok else "; ".join(
+                               f"{a['solver']}: {a['reason']}" for a in attempts),
+                           "attempts": attempts, "n_stars": len(stars)}
+    if sol.ok:
+        hdr = wcs_header(sol.wcs)
+        out["wcs_header"] = hdr.tostring(sep="\n")
+        if write and sol.solver != "header":
+            rms = f"{sol.rms_arcsec:.3f}\"" if sol.rms_arcsec is not None else "n/a"
+            write_wcs(path, hdr, f"solved by {sol.solver}: {sol.n_matched} stars, RMS {rms}")
+        out["checksum"] = sha256_file(path)
+    return out
+
+
+def frame_wcs(solution: dict[str, Any], alignment: dict[str, Any], shape: tuple[int, int],
+              out_path: str | Path | None = None) -> fits.Header:
+    """Carry a stack's solution to one of its frames.
+
+    Parameters
+    ----------
+    solution : dict
+        Result of :func:`solve_image` (needs ``wcs_header``).
+    alignment : dict
+        The frame's alignment (``matrix``: frame pixel -> stack pixel).
+    shape : (ny, nx)
+        The frame's shape.
+    out_path : path-like, optional
+        Write the header there as a ``.wcs`` FITS file (astrometry.net style), atomically.
+
+    Returns
+    -------
+    astropy.io.fits.Header
+        The frame's WCS cards.
+    """
+    from astropy.wcs import WCS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stack_wcs = WCS(fits.Header.fromstring(solution["wcs_header"], sep="\n"))
+    hdr = wcs_header(carry_wcs(stack_wcs, np.asarray(alignment["matrix"]), shape))
+    if out_path is not None:
+        with atomic_path(out_path) as tmp:
+            fits.PrimaryHDU(header=hdr).writeto(tmp)
+    return hdr

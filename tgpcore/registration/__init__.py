@@ -1,0 +1,28 @@
+"""Registration: align frames of a pointing onto one reference grid, stack them, mosaic.
+
+>>> from tgpcore.registration import prepare_reference, align_to_reference, make_stack
+"""
+
+from tgpcore.registration.align import Alignment, align_frame
+from tgpcore.registration.products import (
+    align_to_reference,
+    exposure_classes,
+    make_stack,
+    prepare_reference,
+)
+from tgpcore.registration.stack import StackMember, StackResult, read_exposure_map, stack_frames
+from tgpcore.registration.stars import detect_stars
+
+__all__ = [
+    "Alignment",
+    "StackMember",
+    "StackResult",
+    "align_frame",
+    "align_to_reference",
+    "detect_stars",
+    "exposure_classes",
+    "make_stack",
+    "prepare_reference",
+    "read_exposure_map",
+    "stack_frames",
+]

@@ -1,0 +1,262 @@
+"""Alignment of one frame onto a reference grid: astroalign, refined on many stars, with a
+cross-correlation fallback when too few stars are found.
+
+A transform is a 3x3 homogeneous matrix mapping the frame's 0-based pixel (x, y) to the
+reference frame's pixel; it is a similarity (shift, rotation, scale).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from astropy.table import Table
+from scipy.spatial import cKDTree
+
+from tgpcore.registration import transform as tf
+from tgpcore.registration.stars import detect_stars
+from tgpcore.registration.vote import vote_poses
+
+
+@dataclass
+class Alignment:
+    """The outcome of aligning one frame.
+
+    ``matrix`` maps the frame's pixels to the reference pixels. ``residual_rms_px`` is the RMS
+    distance between matched reference stars and the frame's stars mapped through ``matrix``
+    (it includes the centroid noise of both). A rejected frame has ``status='rejected'`` and a
+    ``reason``.
+    """
+
+    status: str
+    method: str
+    matrix: list[list[float]] = field(default_factory=lambda: np.eye(3).tolist())
+    shift_x_px: float = 0.0
+    shift_y_px: float = 0.0
+    rotation_deg: float = 0.0
+    scale: float = 1.0
+    residual_rms_px: float | None = None
+    n_matched: int = 0
+    n_stars: int = 0
+    reason: str | None = None
+
+    @classmethod
+    def from_matrix(cls, matrix: np.ndarray, method: str, **kw: Any) -> Alignment:
+        """An accepted alignment with the shift/rotation/scale read from ``matrix``."""
+        return cls(status="ok", method=method, matrix=np.asarray(matrix).tolist(),
+                   **tf.decompose(matrix), **kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data."""
+        return asdict(self)
+
+
+def match_points(src: np.ndarray, ref: np.ndarray, matrix: np.ndarray, tol_px: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (i_src, i_ref) of mutual nearest neighbours closer than ``tol_px`` after mapping."""
+    if len(src) == 0 or len(ref) == 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    mapped = tf.apply(matrix, src)
+    d, j = cKDTree(ref).query(mapped, distance_upper_bound=tol_px)
+    ok = np.isfinite(d)
+    i = np.nonzero(ok)[0]
+    j = j[ok]
+    back = cKDTree(mapped).query(ref[j])[1]
+    mutual = back == i
+    return i[mutual], j[mutual]
+
+
+def refine(src: np.ndarray, ref: np.ndarray, matrix: np.ndarray, tol_px: float = 2.0,
+           n_iter: int = 4, clip: float = 3.0) -> tuple[np.ndarray, float, int]:
+    """Refit a similarity on all matched stars with outlier clipping.
+
+    Returns
+    -------
+    matrix, rms_px, n_matched
+    """
+    rms, n = float("nan"), 0
+    for _ in range(n_iter):
+        i, j = match_points(src, ref, matrix, tol_px)
+        if len(i) < 3:
+            break
+        m = tf.fit_similarity(src[i], ref[j])
+        r = np.hypot(*(tf.apply(m, src[i]) - ref[j]).T)
+        keep = r <= max(clip * np.sqrt(np.mean(r**2)), 0.05)
+        if keep.sum() >= 3:
+            m = tf.fit_similarity(src[i][keep], ref[j][keep])
+            r = np.hypot(*(tf.apply(m, src[i][keep]) - ref[j][keep]).T)
+        matrix, rms, n = m, float(np.sqrt(np.mean(r**2))), int(keep.sum())
+        tol_px = max(min(tol_px, 5 * rms), 0.5)
+    return matrix, rms, n
+
+
+def vote_align(src: np.ndarray, ref: np.ndarray, shape: tuple[int, int],
+               max_rotation_deg: float = 3.0, bin_px: float = 2.0
+               ) -> tuple[np.ndarray | None, float, int]:
+    """Similarity from ``src`` to ``ref`` by offset voting over small rotations.
+
+    Returns
+    -------
+    matrix or None, rms_px, n_matched
+    """
+    half_diag = 0.5 * float(np.hypot(*shape))
+    step = bin_px / half_diag
+    lim = np.radians(max_rotation_deg)
+    thetas = np.arange(-lim, lim + step / 2, step)
+    poses = vote_poses(src[:80], ref[:150], half_diag, bin_px, thetas)
+    best: tuple[np.ndarray | None, float, int] = (None, float("nan"), 0)
+    for pose in poses:
+        if pose.votes < 3:
+            break
+        m0 = np.eye(3)
+        m0[:2, :2], m0[:2, 2] = pose.matrix(), pose.t
+        matrix, rms, n = refine(src, ref, m0, tol_px=bin_px)
+        if n > best[2]:
+            best = (matrix, rms, n)
+    return best
+
+
+def cross_correlate(data: np.ndarray, mask: np.ndarray | None, ref_data: np.ndarray,
+                    ref_mask: np.ndarray | None, min_peak: float = 0.3,
+                    smooth_px: float = 1.5) -> tuple[np.ndarray | None, float]:
+    """Translation from ``data`` to ``ref_data`` by phase cross-correlation (sub-pixel).
+
+    Returns
+    -------
+    matrix or None, peak
+        The translation matrix (None when the normalised correlation after shifting is below
+        ``min_peak``) and that correlation.
+    """
+    from scipy.ndimage import gaussian_filter, median_filter
+    from scipy.ndimage import shift as nd_shift
+    from skimage.registration import phase_cross_correlation
+
+    def clean(a, m):
+        # band-pass (star scale kept, pixel noise and background/banding removed), clipped
+        a = np.asarray(a, float)
+        bad = ~np.isfinite(a) if m is None else (np.asarray(m, bool) | ~np.isfinite(a))
+        med = np.median(a[~bad]) if (~bad).any() else 0.0
+        a = np.where(bad, med, a)
+        a = gaussian_filter(a, smooth_px) - gaussian_filter(a, 6 * smooth_px)
+        a = a - median_filter(a, size=(1, 31)) if a.shape[1] > 62 else a
+        sd = 1.4826 * np.median(np.abs(a - np.median(a)))
+        return np.clip(a, -3 * sd, 30 * sd)
+
+    a, b = clean(data, mask), clean(ref_data, ref_mask)
+    if a.shape != b.shape:
+        ny, nx = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+        a, b = a[:ny, :nx], b[:ny, :nx]
+    shift, _, _ = phase_cross_correlation(b, a, upsample_factor=20)
+    dy, dx = (float(s) for s in shift)
+    moved = nd_shift(a, (dy, dx), order=1, cval=0.0)
+    inner = (slice(int(abs(dy)) + 2, a.shape[0] - int(abs(dy)) - 2),
+             slice(int(abs(dx)) + 2, a.shape[1] - int(abs(dx)) - 2))
+    x, y = moved[inner].ravel(), b[inner].ravel()
+    peak = float(np.corrcoef(x, y)[0, 1]) if x.size > 10 and x.std() > 0 and y.std() > 0 else 0.0
+    if not np.isfinite(peak) or peak < min_peak:
+        return None, peak
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]]), peak
+
+
+def align_frame(data: np.ndarray, mask: np.ndarray | None, ref_stars: Table,
+                ref_data: np.ndarray | None = None, ref_mask: np.ndarray | None = None, *,
+                stars: Table | None = None, fwhm_px: float = 3.5, min_stars: int = 6,
+                max_residual_px: float = 0.5, max_scale_error: float = 0.01,
+                max_rotation_deg: float = 3.0) -> Alignment:
+    """Align a frame onto a reference frame.
+
+    Parameters
+    ----------
+    data, mask : ndarray
+        The frame and its bad-pixel mask (True = ignore).
+    ref_stars : Table
+        Stars of the reference frame (:func:`~tgpcore.registration.stars.detect_stars`).
+    ref_data, ref_mask : ndarray, optional
+        The reference image, needed only for the cross-correlation fallback.
+    stars : Table, optional
+        Stars of this frame, if already detected.
+    fwhm_px : float
+        Expected FWHM for detection.
+    min_stars : int
+        Fewer stars than this in either frame (or matched) means cross-correlation.
+    max_residual_px : float
+        Reject when the RMS residual of matched stars exceeds this.
+    max_scale_error : float
+        Reject when the fitted scale differs from 1 by more than this.
+    max_rotation_deg : float
+        Rotations searched by the offset-voting fallback.
+
+    Notes
+    -----
+    Methods, in order: astroalign (triangle invariants on the brightest stars) refined on all
+    matched stars; offset voting (robust when the two star lists differ in depth, e.g. a 2 s
+    frame against a 60 s reference); phase cross-correlation (too few stars).
+
+    Returns
+    -------
+    Alignment
+    """
+    import astroalign
+
+    if stars is None:
+        stars = detect_stars(data, mask, fwhm_px=fwhm_px)
+    src = np.column_stack([stars["x"], stars["y"]]) if len(stars) else np.zeros((0, 2))
+    ref = (np.column_stack([ref_stars["x"], ref_stars["y"]]) if len(ref_stars)
+           else np.zeros((0, 2)))
+    why = f"{len(src)} stars in the frame, {len(ref)} in the reference"
+    if len(src) >= min_stars and len(ref) >= min_stars:
+        try:
+            t, _ = astroalign.find_transform(src[:60], ref[:60], max_control_points=60)
+            matrix, rms, n = refine(src, ref, np.asarray(t.params))
+            if n >= min_stars:
+                res = Alignment.from_matrix(matrix, "astroalign", residual_rms_px=rms,
+                                            n_matched=n, n_stars=len(src))
+                return _check(res, max_residual_px, max_scale_error)
+            why = f"only {n} stars matched"
+        except Exception as exc:  # noqa: BLE001 - astroalign raises several types
+            why = f"astroalign failed: {type(exc).__name__}: {exc}"
+    if len(src) >= 3 and len(ref) >= 3:
+        matrix, rms, n = vote_align(src, ref, data.shape, max_rotation_deg)
+        if matrix is not None and n >= min_stars:
+            res = Alignment.from_matrix(matrix, "vote", residual_rms_px=rms, n_matched=n,
+                                        n_stars=len(src), reason=f"fallback: {why}")
+            checked = _check(res, max_residual_px, max_scale_error)
+            if checked.status == "ok":
+                return checked
+            why += f"; offset voting: {checked.reason}"
+        else:
+            why += f"; offset voting found {n} matches"
+    if ref_data is None:
+        return Alignment(status="rejected", method="none", n_stars=len(src),
+                         reason=f"{why}; no reference image for cross-correlation")
+    matrix, peak = cross_correlate(data, mask, ref_data, ref_mask)
+    if matrix is None:
+        return Alignment(status="rejected", method="xcorr", n_stars=len(src),
+                         reason=f"{why}; cross-correlation failed (correlation {peak:.2f})")
+    if len(src) >= min_stars and len(ref) >= min_stars:  # refine on stars from the shift
+        m2, rms2, n2 = refine(src, ref, matrix, tol_px=3.0)
+        if n2 >= min_stars:
+            res = Alignment.from_matrix(m2, "xcorr+stars", residual_rms_px=rms2, n_matched=n2,
+                                        n_stars=len(src), reason=f"fallback: {why}")
+            return _check(res, max_residual_px, max_scale_error)
+    rms, n = None, 0
+    if len(src) >= 2 and len(ref) >= 2:
+        i, j = match_points(src, ref, matrix, 2.0)
+        if len(i):
+            rms = float(np.sqrt(np.mean(np.sum((tf.apply(matrix, src[i]) - ref[j]) ** 2, 1))))
+            n = len(i)
+    res = Alignment.from_matrix(matrix, "xcorr", residual_rms_px=rms, n_matched=n,
+                                n_stars=len(src), reason=f"fallback: {why}")
+    return _check(res, max_residual_px, max_scale_error)
+
+
+def _check(res: Alignment, max_residual_px: float, max_scale_error: float) -> Alignment:
+    if res.residual_rms_px is not None and res.residual_rms_px > max_residual_px:
+        res.status = "rejected"
+        res.reason = (f"residual {res.residual_rms_px:.3f} px > {max_residual_px} px"
+                      f" ({res.method})")
+    elif abs(res.scale - 1.0) > max_scale_error:
+        res.status = "rejected"
+        res.reason = f"scale {res.scale:.4f} differs from 1 by more than {max_scale_error}"
+    return res

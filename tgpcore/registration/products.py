@@ -1,0 +1,176 @@
+"""Registration products: the reference of a pointing, per-frame alignments, and stacks.
+
+These are the units of work the flow runs as tasks; each reads its inputs from disk and
+returns plain data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.table import Table
+
+from tgpcore.io.checksum import sha256_file
+from tgpcore.io.fits import FLAG_SATURATED, read_ccd, read_flags
+from tgpcore.registration.align import Alignment, align_frame
+from tgpcore.registration.stack import StackMember, stack_frames
+from tgpcore.registration.stars import detect_stars
+
+
+def exposure_classes(exptimes: dict[str, float], ratio: float = 4.0) -> dict[str, str]:
+    """Split frames into ``short`` and ``long`` exposures when their lengths differ a lot.
+
+    Parameters
+    ----------
+    exptimes : dict
+        Frame -> exposure time (s).
+    ratio : float
+        If the longest exposure is more than ``ratio`` times the shortest, frames below the
+        geometric mean of the two are ``short``; otherwise all are ``long``.
+
+    Returns
+    -------
+    dict
+        Frame -> ``'short'`` or ``'long'``.
+    """
+    if not exptimes:
+        return {}
+    lo, hi = min(exptimes.values()), max(exptimes.values())
+    if lo <= 0 or hi / lo <= ratio:
+        return dict.fromkeys(exptimes, "long")
+    cut = np.sqrt(lo * hi)
+    return {k: ("short" if t < cut else "long") for k, t in exptimes.items()}
+
+
+def detection_mask(path: str, ccd) -> np.ndarray | None:
+    """Pixels to ignore when centroiding: the mask less saturated pixels.
+
+    A saturated core is a flat, symmetric plateau, so its centroid stays good; ignoring it
+    would drop exactly the bright stars that short exposures share with long ones.
+    """
+    if ccd.mask is None:
+        return None
+    flags = read_flags(path)
+    if flags is None:
+        return ccd.mask
+    return ccd.mask & ((flags & FLAG_SATURATED) == 0)
+
+
+def find_stars(data: np.ndarray, mask: np.ndarray | None, fwhm_px: float = 3.5,
+               want: int = 30, thresholds: tuple[float, ...] = (5.0, 4.0, 3.5)) -> Table:
+    """Detect stars, lowering the threshold (in background sigma) until ``want`` are found."""
+    stars = Table()
+    for nsigma in thresholds:
+        stars = detect_stars(data, mask, fwhm_px=fwhm_px, nsigma=nsigma)
+        if len(stars) >= want:
+            break
+    return stars
+
+
+def _stars_payload(stars: Table) -> dict[str, list[float]]:
+    return {c: [float(v) for v in stars[c]] for c in ("x", "y", "flux")}
+
+
+def prepare_reference(paths: list[str], fwhm_px: float = 3.5) -> dict[str, Any]:
+    """Pick a pointing's reference frame: the one with most usable stars (ties: longest).
+
+    Parameters
+    ----------
+    paths : list of str
+        Calibrated frames of one pointing, all filters.
+    fwhm_px : float
+        Expected FWHM for detection.
+
+    Returns
+    -------
+    dict
+        ``path``, ``shape`` (ny, nx), ``stars`` (x, y, flux lists) and ``n_stars``.
+    """
+    best = None
+    for p in sorted(paths):
+        ccd = read_ccd(p)
+        stars = find_stars(ccd.data, detection_mask(p, ccd), fwhm_px=fwhm_px)
+        key = (len(stars), float(ccd.header.get("EXPTIME", 0.0)))
+        if best is None or key > best[0]:
+            best = (key, p, ccd.shape, stars)
+    if best is None:
+        raise ValueError("no frames to choose a reference from")
+    _, path, shape, stars = best
+    return {"path": path, "shape": [int(s) for s in shape], "stars": _stars_payload(stars),
+            "n_stars": len(stars)}
+
+
+def align_to_reference(path: str, reference: dict[str, Any], fwhm_px: float = 3.5,
+                       max_residual_px: float = 0.5) -> dict[str, Any]:
+    """Align one calibrated frame to a pointing's reference (see :func:`prepare_reference`).
+
+    Returns
+    -------
+    dict
+        :class:`~tgpcore.registration.align.Alignment` as plain data, plus ``path``.
+    """
+    if Path(path).resolve() == Path(reference["path"]).resolve():
+        res = Alignment.from_matrix(np.eye(3), "reference", residual_rms_px=0.0,
+                                    n_matched=reference["n_stars"],
+                                    n_stars=reference["n_stars"])
+        return {"path": path, **res.to_dict()}
+    try:
+        ccd = read_ccd(path)
+        ref = read_ccd(reference["path"])
+        ref_stars = Table({k: np.asarray(v, float) for k, v in reference["stars"].items()})
+        stars = find_stars(ccd.data, detection_mask(path, ccd), fwhm_px=fwhm_px)
+        res = align_frame(ccd.data, ccd.mask, ref_stars, ref.data, ref.mask, stars=stars,
+                          fwhm_px=fwhm_px, max_residual_px=max_residual_px)
+    except Exception as exc:  # noqa: BLE001 - an unreadable frame is one rejected frame
+        res = Alignment(status="rejected", method="none",
+                        reason=f"{type(exc).__name__}: {exc}")
+    return {"path": path, **res.to_dict()}
+
+
+def make_stack(alignments: list[dict[str, Any]], shape: tuple[int, int], out_path: str,
+               label: str = "", **stack_kw: Any) -> dict[str, Any]:
+    """Stack the accepted frames of one (pointing, filter, exposure class).
+
+    Parameters
+    ----------
+    alignments : list of dict
+        Results of :func:`align_to_reference` (rejected ones are left out and listed).
+    shape : (ny, nx)
+        The reference grid.
+    out_path : str
+        Where the stack goes.
+    label : str
+        For the provenance line (e.g. the group key).
+    **stack_kw
+        Passed to :func:`~tgpcore.registration.stack.stack_frames`.
+
+    Returns
+    -------
+    dict
+        ``status`` ('ok' or 'failed'), ``path``, ``checksum``, ``members``, ``rejected``
+        (path -> reason), ``frames`` (per-frame statistics with transform and residual) and
+        ``qc``.
+    """
+    ok = [a for a in alignments if a["status"] == "ok"]
+    rejected = {a["path"]: a["reason"] for a in alignments if a["status"] != "ok"}
+    if not ok:
+        return {"status": "failed", "path": None, "members": [], "rejected": rejected,
+                "reason": "no frame aligned", "frames": [], "qc": {}}
+    res = stack_frames([StackMember(a["path"], a["matrix"]) for a in ok], tuple(shape),
+                       out_path, label=label, **stack_kw)
+    by_path = {a["path"]: a for a in ok}
+    frames = []
+    for f in res.frames:
+        a = by_path[f["path"]]
+        frames.append({**f, **{k: a[k] for k in ("method", "shift_x_px", "shift_y_px",
+                                                 "rotation_deg", "scale", "residual_rms_px",
+                                                 "n_matched")}})
+    resid = [a["residual_rms_px"] for a in ok if a["residual_rms_px"] is not None
+             and a["method"] != "reference"]
+    qc = {**res.qc, "n_rejected": float(len(rejected)),
+          "max_residual_px": float(max(resid)) if resid else 0.0}
+    return {"status": "ok", "path": res.path, "checksum": sha256_file(res.path),
+            "members": [a["path"] for a in ok], "rejected": rejected, "frames": frames,
+            "qc": qc}

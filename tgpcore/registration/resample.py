@@ -1,0 +1,67 @@
+"""Resampling a frame onto the reference grid, with its variance and mask carried along.
+
+Bilinear interpolation: the data and variance are interpolated with the same weights, and the
+variance is multiplied by the sum of the squared weights, so it stays the variance of the
+resampled pixel (to the extent that the variance is smooth on the pixel scale).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import map_coordinates
+
+
+def is_identity(matrix: np.ndarray, tol: float = 1e-9) -> bool:
+    """True when a transform matrix is the identity."""
+    return bool(np.allclose(np.asarray(matrix, float), np.eye(3), atol=tol, rtol=0))
+
+
+def warp(data: np.ndarray, variance: np.ndarray, mask: np.ndarray, matrix: np.ndarray,
+         out_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resample a frame onto the reference grid.
+
+    Parameters
+    ----------
+    data, variance : ndarray
+        The frame and the variance of each pixel.
+    mask : ndarray of bool
+        True = bad pixel.
+    matrix : ndarray (3, 3)
+        Frame pixel -> reference pixel (0-based x, y).
+    out_shape : (ny, nx)
+        Shape of the reference grid.
+
+    Returns
+    -------
+    data, variance, mask
+        On the reference grid (float32, float32, bool). A reference pixel is masked when any
+        frame pixel that contributes to it is masked, or when it falls outside the frame.
+    """
+    if is_identity(matrix) and data.shape == tuple(out_shape):
+        return (data.astype(np.float32), variance.astype(np.float32),
+                np.asarray(mask, bool) | ~np.isfinite(data))
+    inv = np.linalg.inv(np.asarray(matrix, float))
+    ny, nx = out_shape
+    out_d = np.empty(out_shape, np.float32)
+    out_v = np.empty(out_shape, np.float32)
+    out_m = np.empty(out_shape, bool)
+    bad = np.asarray(mask, bool) | ~np.isfinite(data) | ~np.isfinite(variance)
+    d = np.where(bad, 0.0, data).astype(np.float32)
+    v = np.where(bad, 0.0, variance).astype(np.float32)
+    b = bad.astype(np.float32)
+    step = max(1, 4_000_000 // max(nx, 1))  # rows per block: bounded temporaries
+    xr = np.arange(nx, dtype=np.float64)
+    for r0 in range(0, ny, step):
+        yr = np.arange(r0, min(ny, r0 + step), dtype=np.float64)
+        gx, gy = np.meshgrid(xr, yr)
+        sx = inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2]
+        sy = inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 2]
+        coords = np.array([sy, sx])
+        rows = slice(r0, r0 + len(yr))
+        out_d[rows] = map_coordinates(d, coords, order=1, mode="constant", cval=0.0)
+        fx, fy = sx - np.floor(sx), sy - np.floor(sy)
+        w2 = (fx**2 + (1 - fx) ** 2) * (fy**2 + (1 - fy) ** 2)
+        out_v[rows] = map_coordinates(v, coords, order=1, mode="constant", cval=0.0) * w2
+        outside = (sx < 0) | (sy < 0) | (sx > data.shape[1] - 1) | (sy > data.shape[0] - 1)
+        out_m[rows] = (map_coordinates(b, coords, order=1, mode="constant", cval=1.0) > 0) | outside
+    return out_d, out_v, out_m

@@ -1,0 +1,332 @@
+"""Inverse-variance weighted, sigma-clipped stacking in e-/s with bounded memory.
+
+Each frame is resampled once onto the reference grid and spooled to scratch files (data,
+variance, mask) — frames already on the grid are read straight from their FITS files — and
+the combine then reads one block of rows of every frame at a time, so the peak memory is set
+by ``mem_budget_mb`` and one frame, not by the number of frames.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.nddata import CCDData, StdDevUncertainty
+
+from tgpcore.io.atomic import atomic_path
+from tgpcore.io.fits import FLAG_NOCOVERAGE, provenance, read_ccd, write_ccd
+from tgpcore.registration.resample import is_identity, warp
+
+
+@dataclass
+class StackMember:
+    """One frame to stack: its calibrated file and its transform onto the reference grid."""
+
+    path: str
+    matrix: Any = field(default_factory=lambda: np.eye(3).tolist())
+    exptime_s: float | None = None
+
+
+@dataclass
+class StackResult:
+    """What :func:`stack_frames` produced."""
+
+    path: str
+    n_frames: int
+    total_exptime_s: float
+    frames: list[dict[str, Any]]  # per frame: path, weight, sky, clipped pixels and fraction
+    qc: dict[str, float]
+
+
+def _frame_exptime(ccd: CCDData, given: float | None) -> float:
+    t = given if given is not None else ccd.header.get("EXPTIME")
+    if t is None or float(t) <= 0:
+        raise ValueError("frame has no positive exposure time")
+    return float(t)
+
+
+def _direct_layout(path: str, shape: tuple[int, int]) -> dict[str, Any] | None:
+    """Byte offsets of the data, UNCERT and MASK arrays of a tgp FITS file, or None when the
+    file cannot be read row by row (other layout, scaled integers, missing extensions)."""
+    want = {"PRIMARY": ">f4", "UNCERT": ">f4", "MASK": "u1"}
+    bitpix = {">f4": -32, "u1": 8}
+    out: dict[str, Any] = {}
+    with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+        for i, hdu in enumerate(hdul):
+            name = "PRIMARY" if i == 0 else hdu.name
+            if name not in want:
+                continue
+            h = hdu.header
+            if (h.get("BITPIX") != bitpix[want[name]] or h.get("NAXIS") != 2
+                    or (h.get("NAXIS2"), h.get("NAXIS1")) != tuple(shape)
+                    or h.get("BSCALE", 1) != 1 or h.get("BZERO", 0) != 0):
+                return None
+            out[name] = (int(hdu.fileinfo()["datLoc"]), want[name])
+        out["header"] = hdul[0].header.copy()
+    return out if all(k in out for k in want) else None
+
+
+def _prepare(members: list[StackMember], shape: tuple[int, int], work: Path
+             ) -> tuple[list[dict[str, Any]], fits.Header]:
+    """Describe every frame's source of rows.
+
+    Frames already on the reference grid (identity transform) are read row-block by
+    row-block straight from their FITS files; the others are resampled once into e-/s and
+    spooled to scratch files.
+    """
+    info, header = [], None
+    ny, nx = shape
+    for k, m in enumerate(members):
+        layout = _direct_layout(m.path, shape) if is_identity(m.matrix) else None
+        if layout is not None:
+            hdr = layout.pop("header")
+            t = float(m.exptime_s if m.exptime_s is not None else hdr.get("EXPTIME", 0.0))
+            if t <= 0:
+                raise ValueError(f"{m.path}: frame has no positive exposure time")
+            header = header if header is not None else hdr
+            src = {"kind": "fits", "path": m.path, "layout": layout, "t": t}
+            rows = np.linspace(0, ny - 16, 8).astype(int)
+            parts = [_source_rows(src, None, k, r, r + 16, nx) for r in rows]
+            d = np.concatenate([p[0] for p in parts])
+            v = np.concatenate([p[1] for p in parts])
+            good = ~np.concatenate([p[2] for p in parts])
+            info.append({"path": m.path, "exptime_s": t, "source": src,
+                         "sky_e_per_s": float(np.median(d[good])) if good.any() else 0.0,
+                         "sky_var": float(np.median(v[good])) if good.any() else np.inf,
+                         "good_fraction": float(good.mean())})
+            continue
+        ccd = read_ccd(m.path)
+        t = _frame_exptime(ccd, m.exptime_s)
+        if header is None:
+            header = ccd.header.copy()
+        data = ccd.data / t
+        var = ((ccd.uncertainty.array / t) ** 2 if ccd.uncertainty is not None
+               else np.abs(ccd.data) / t**2)
+        mask = ccd.mask if ccd.mask is not None else np.zeros(ccd.shape, bool)
+        del ccd
+        d, v, msk = warp(data, var, mask, np.asarray(m.matrix, float), shape)
+        good = ~msk & np.isfinite(d) & np.isfinite(v) & (v > 0)
+        sub = good[::7, ::7]  # a sparse grid is plenty for the sky level and its variance
+        sky = float(np.median(d[::7, ::7][sub])) if sub.any() else 0.0
+        sky_var = float(np.median(v[::7, ::7][sub])) if sub.any() else np.inf
+        for name, arr in (("d", d), ("v", v), ("m", (~good).astype(np.uint8))):
+            arr.tofile(work / f"{k}.{name}")
+        info.append({"path": m.path, "exptime_s": t, "source": {"kind": "spool"},
+                     "sky_e_per_s": sky, "sky_var": sky_var,
+                     "good_fraction": float(good.mean())})
+    return info, header
+
+
+def _read_rows(work: Path, k: int, name: str, dtype, r0: int, r1: int, nx: int) -> np.ndarray:
+    item = np.dtype(dtype).itemsize
+    a = np.fromfile(work / f"{k}.{name}", dtype=dtype, count=(r1 - r0) * nx,
+                    offset=r0 * nx * item)
+    return a.reshape(r1 - r0, nx)
+
+
+def _source_rows(src: dict[str, Any], work: Path | None, k: int, r0: int, r1: int, nx: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows r0:r1 of one frame on the reference grid: data, variance (e-/s) and bad mask."""
+    if src["kind"] == "spool":
+        d = _read_rows(work, k, "d", np.float32, r0, r1, nx)
+        v = _read_rows(work, k, "v", np.float32, r0, r1, nx)
+        return d, v, _read_rows(work, k, "m", np.uint8, r0, r1, nx).astype(bool)
+    out = []
+    for name in ("PRIMARY", "UNCERT", "MASK"):
+        off, dt = src["layout"][name]
+        item = np.dtype(dt).itemsize
+        out.append(np.fromfile(src["path"], dtype=dt, count=(r1 - r0) * nx,
+                               offset=off + r0 * nx * item).reshape(r1 - r0, nx))
+    t = src["t"]
+    d = out[0].astype(np.float32) / np.float32(t)
+    v = (out[1].astype(np.float32) / np.float32(t)) ** 2
+    bad = out[2].astype(bool) | ~np.isfinite(d) | ~(v > 0)
+    return d, v, bad
+
+
+def masked_median(a: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Median along axis 0 over the ``valid`` entries (NaN where none); sort-based, ~10x
+    faster than :func:`numpy.nanmedian` on stacks of frames."""
+    s = np.sort(np.where(valid, a, np.inf), axis=0)
+    n = valid.sum(0)
+    lo = np.take_along_axis(s, np.maximum((n - 1) // 2, 0)[None], 0)[0]
+    hi = np.take_along_axis(s, np.minimum(n // 2, len(a) - 1)[None], 0)[0]
+    with np.errstate(invalid="ignore"):
+        return np.where(n > 0, 0.5 * (lo + hi), np.nan)
+
+
+def combine_block(d: np.ndarray, v: np.ndarray, bad: np.ndarray, sky: np.ndarray,
+                  weights: np.ndarray | None, sigma: float, rel_tol: float,
+                  max_iters: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Combine a block of rows of n frames.
+
+    Parameters
+    ----------
+    d, v : ndarray (n, rows, nx)
+        Data and variance in e-/s on the reference grid.
+    bad : ndarray of bool (n, rows, nx)
+        Masked pixels.
+    sky : ndarray (n,)
+        Each frame's sky level; the clipping compares frames after removing it.
+    weights : ndarray (n,) or None
+        Frame weights (inverse sky variance); None weights each pixel by its inverse variance.
+    sigma : float
+        Clip a pixel deviating from the median of the others by more than ``sigma`` times its
+        own standard deviation plus ``rel_tol`` times the median (PSF differences).
+        Only where at least three frames are valid.
+    max_iters : int
+        Clipping iterations.
+
+    Returns
+    -------
+    mean, variance, used, clipped
+        ``used``/``clipped`` are boolean (n, rows, nx).
+    """
+    used = ~bad
+    clipped = np.zeros_like(bad)
+    rel = d - sky[:, None, None]
+    for _ in range(max_iters):
+        n_ok = used.sum(0)
+        if not (n_ok >= 3).any():
+            break
+        med = masked_median(rel, used)
+        dev = np.abs(rel - med)
+        new = used & (n_ok >= 3) & (dev > sigma * np.sqrt(v) + rel_tol * np.abs(med))
+        if not new.any():
+            break
+        clipped |= new
+        used &= ~new
+    w = (np.where(used, 1.0 / np.where(v > 0, v, np.inf), 0.0) if weights is None
+         else used * weights[:, None, None])
+    sw = w.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(sw > 0, (w * np.where(used, d, 0.0)).sum(0) / sw, 0.0)
+        var = np.where(sw > 0, (w**2 * np.where(used, v, 0.0)).sum(0) / sw**2, 0.0)
+    return mean, var, used, clipped
+
+
+def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: str | Path, *,
+                 sigma: float = 5.0, rel_tol: float = 0.1, max_iters: int = 3,
+                 weighting: str = "frame", mem_budget_mb: float = 256.0,
+                 header: fits.Header | None = None, scratch_dir: str | Path | None = None,
+                 label: str = "", n_threads: int = 2) -> StackResult:
+    """Stack calibrated frames onto the reference grid, in e-/s.
+
+    Parameters
+    ----------
+    members : list of StackMember
+        Calibrated frames (electrons, with uncertainty and mask) and their transforms.
+    shape : (ny, nx)
+        The reference grid.
+    out_path : path-like
+        The stack's FITS file (written atomically): primary = e-/s, UNCERT, MASK, FLAGS
+        (no coverage) and ``EXPMAP`` (seconds of exposure behind each pixel).
+    sigma, rel_tol, max_iters :
+        Clipping (see :func:`combine_block`).
+    weighting : {'frame', 'pixel'}
+        ``frame``: each frame weighted by its inverse sky variance (unbiased for stars);
+        ``pixel``: each pixel by its own inverse variance.
+    mem_budget_mb : float
+        Memory for the block of rows of all frames.
+    header : astropy.io.fits.Header, optional
+        Header of the stack (default: the first frame's).
+    scratch_dir : path-like, optional
+        Where the resampled frames are spooled (default: beside ``out_path``).
+    label : str
+        Short description for the provenance line.
+    n_threads : int
+        Row blocks combined in parallel (numpy releases the GIL); the memory budget is
+        shared between them.
+
+    Returns
+    -------
+    StackResult
+    """
+    if not members:
+        raise ValueError("no frames to stack")
+    if weighting not in ("frame", "pixel"):
+        raise ValueError(f"weighting must be 'frame' or 'pixel', not {weighting!r}")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    ny, nx = shape
+    work = Path(tempfile.mkdtemp(prefix=".stack-", dir=scratch_dir or out_path.parent))
+    try:
+        info, first_header = _prepare(members, shape, work)
+        n = len(members)
+        sky = np.array([i["sky_e_per_s"] for i in info])
+        weights = None
+        if weighting == "frame":
+            sv = np.array([i["sky_var"] for i in info])
+            weights = np.where(np.isfinite(sv) & (sv > 0), 1.0 / sv, 0.0)
+        per_row = n * nx * 60 * max(1, n_threads)  # bytes per row, temporaries included
+        rows = int(max(1, min(ny, mem_budget_mb * 2**20 // per_row)))
+        mean = np.zeros(shape, np.float32)
+        var = np.zeros(shape, np.float32)
+        expmap = np.zeros(shape, np.float32)
+        t = np.array([i["exptime_s"] for i in info])
+        n_used = np.zeros(n, np.int64)
+        n_clip = np.zeros(n, np.int64)
+
+        def block(r0: int) -> tuple[np.ndarray, np.ndarray]:
+            r1 = min(ny, r0 + rows)
+            parts = [_source_rows(info[k]["source"], work, k, r0, r1, nx) for k in range(n)]
+            d = np.stack([p[0] for p in parts])
+            v = np.stack([p[1] for p in parts])
+            b = np.stack([p[2] for p in parts])
+            del parts
+            m, vv, used, clipped = combine_block(d, v, b, sky, weights, sigma, rel_tol,
+                                                 max_iters)
+            mean[r0:r1], var[r0:r1] = m, vv
+            expmap[r0:r1] = np.tensordot(t, used, axes=(0, 0))
+            return used.sum((1, 2)), clipped.sum((1, 2))
+
+        with ThreadPoolExecutor(max_workers=max(1, n_threads)) as pool:
+            for nu, nc in pool.map(block, range(0, ny, rows)):
+                n_used += nu
+                n_clip += nc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    nocov = expmap <= 0
+    hdr = fits.Header(header if header is not None else first_header)
+    total = float(t.sum())
+    hdr["EXPTIME"] = (1.0, "data are a rate: e-/s")
+    hdr["TOTEXPT"] = (total, "[s] sum of the stacked exposure times")
+    hdr["NCOMBINE"] = (n, "frames stacked")
+    hdr["STKCLIP"] = (sigma, "clipping threshold, sigma")
+    hdr["STKWGHT"] = (weighting, "weighting of the stack")
+    provenance(hdr, "stack", f"{label + ': ' if label else ''}{n} frames, {total:g} s, "
+               f"{weighting}-weighted mean, clip {sigma:g} sigma + {rel_tol:g} x median")
+    flags = np.where(nocov, FLAG_NOCOVERAGE, 0).astype(np.uint8)
+    ccd = CCDData(np.where(nocov, 0.0, mean).astype(np.float32), unit=u.electron / u.s,
+                  header=hdr, uncertainty=StdDevUncertainty(np.sqrt(var).astype(np.float32)),
+                  mask=nocov)
+    with atomic_path(out_path) as tmp:
+        write_ccd(ccd, tmp, flags=flags)
+        fits.append(tmp, expmap, fits.Header({"EXTNAME": "EXPMAP", "BUNIT": "s"}))
+    frames = []
+    for k, i in enumerate(info):
+        frames.append({"path": i["path"], "exptime_s": i["exptime_s"],
+                       "sky_e_per_s": i["sky_e_per_s"],
+                       "weight": float(weights[k] / weights.sum()) if weights is not None
+                       and weights.sum() > 0 else None,
+                       "good_fraction": i["good_fraction"], "clipped_pixels": int(n_clip[k]),
+                       "clipped_fraction": float(n_clip[k] / max(n_used[k] + n_clip[k], 1))})
+    cov = ~nocov
+    qc = {"n_frames": float(n), "total_exptime_s": total,
+          "coverage_fraction": float(cov.mean()),
+          "median_sigma_e_per_s": float(np.median(np.sqrt(var[cov]))) if cov.any() else 0.0,
+          "clipped_fraction": float(n_clip.sum() / max(n_used.sum() + n_clip.sum(), 1))}
+    return StackResult(str(out_path), n, total, frames, qc)
+
+
+def read_exposure_map(path: str | Path) -> np.ndarray:
+    """The EXPMAP extension of a stack written by :func:`stack_frames`."""
+    with fits.open(path, memmap=False) as hdul:
+        return hdul["EXPMAP"].data.astype(np.float32)
