@@ -54,6 +54,7 @@ COMMANDS = {
     "plan": ("flows.plan", "print and store the calibration plan of a night"),
     "run": ("flows.full_run", "run the pipeline on a night"),
     "members": ("flows.membership", "membership from a Gaia-like table"),
+    "fit": ("flows.isochrone_fit", "fit age, distance, reddening, [M/H] to a catalogue"),
 }
 
 

@@ -15,11 +15,17 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import Field
 
-from flows.calibrate import CalibrateParams, run_calibrate_stage
+from flows.calibrate import run_calibrate_stage
 from flows.catalogs import run_catalogs_stage
 from flows.inventory import run_inventory_stage
 from flows.membership import run_membership_stage
 from flows.plan import run_plan_stage
+from flows.register import (
+    RegisterParams,
+    run_mosaic_stage,
+    run_register_stage,
+    run_solve_stage,
+)
 from flows.runners import RunnerSettings, make_task_runner, shared_cluster
 from flows.session import open_session
 from flows.settings import default_out_root
@@ -28,7 +34,7 @@ from tgpcore.calibration.plan import CalibrationPlan, format_plan
 from tgpcore.inventory import Inventory
 
 
-class FullRunParams(CalibrateParams):
+class FullRunParams(RegisterParams):
     """Parameters of a full run (shown as a typed form in the Prefect UI)."""
 
     plan_only: bool = Field(False, description="Stop after the calibration plan")
@@ -45,6 +51,9 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
     logger = get_run_logger()
     to_stage = "plan" if params.plan_only else params.to_stage
     stages = stage_range(params.from_stage, to_stage)
+    if params.reference_catalog is None and params.gaia_file:
+        # The Gaia table of the field is also the plate solver's reference catalogue.
+        params = params.model_copy(update={"reference_catalog": params.gaia_file})
     session = open_session(params.data, params.out, params.profile,
                            params.model_dump(mode="json"))
     logger.info("run %s: stages %s -> %s; products in %s", session.run_id, stages[0],
@@ -55,19 +64,29 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
                               "timings": timings}
     inv: Inventory | None = None
     plan: CalibrationPlan | None = None
+    cal = reg = sol = None
+    image_stages = ("calibrate", "register", "solve", "mosaic")
     try:
         for name in stages:
             t0 = time.perf_counter()
-            # A stage started partway through the chain first redoes the cheap stages it
-            # needs; their products are reused from the database, not recomputed.
-            if name in ("inventory", "plan", "calibrate") and inv is None:
+            # A stage started partway through the chain first redoes the stages it needs;
+            # their products are found in the database and reused, not recomputed.
+            if inv is None and name in ("inventory", "plan", *image_stages, "catalogs",
+                                        "membership"):
                 inv = run_inventory_stage(session, params)
                 result["inventory"] = inv.to_payload()
-            if name in ("plan", "calibrate") and plan is None:
+            if plan is None and name in ("plan", *image_stages):
                 plan = run_plan_stage(session, params, inv)
                 result["plan"] = plan.to_dict()
-            if name in ("catalogs", "membership") and inv is None:
-                inv = run_inventory_stage(session, params)
+            if cal is None and name in image_stages:
+                cal = run_calibrate_stage(session, params, inv, plan)
+                result["calibration"] = cal.to_dict()
+            if reg is None and name in ("register", "solve", "mosaic"):
+                reg = run_register_stage(session, params, cal, inv)
+                result["registration"] = reg.to_dict()
+            if sol is None and name in ("solve", "mosaic"):
+                sol = run_solve_stage(session, params, reg)
+                result["solve"] = sol.to_dict()
             blocked = [d for d in DEPENDS.get(name, ()) if d in result["failed"]]
             if blocked:
                 message = f"stage '{name}' skipped: it needs '{blocked[0]}', which failed"
@@ -84,9 +103,10 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
                     logger.error("catalogs failed: %s", exc)
             if name in result["failed"]:
                 pass  # recorded above
-            elif name == "calibrate":
-                result["calibration"] = run_calibrate_stage(session, params, inv,
-                                                            plan).to_dict()
+            elif name in ("calibrate", "register", "solve"):
+                pass  # run above, as their own prerequisites
+            elif name == "mosaic":
+                result["mosaic"] = run_mosaic_stage(session, params, reg, sol).to_dict()
             elif name == "membership":
                 result["membership"] = {
                     cluster: _membership_outcome(run_membership_stage(
@@ -146,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--gaia-file", help="local Gaia-like table (CSV/VOTable/ECSV/FITS) instead "
                                         "of querying the Gaia archive")
     ap.add_argument("--gaia-release", choices=["dr3", "dr2"], default="dr3")
+    ap.add_argument("--reference-catalog", help="reference catalogue (ra, dec) for plate "
+                                                "solving; default: the --gaia-file")
     ap.add_argument("--runner", choices=["dask", "threads"], default="dask",
                     help="task runner (default: a local Dask cluster)")
     ap.add_argument("--dask-address", help="use an existing Dask scheduler, tcp://host:8786")
@@ -159,6 +181,7 @@ def params_from_args(args: argparse.Namespace) -> FullRunParams:
         data=args.data, out=args.out, profile=args.profile, grouping=args.grouping,
         plan_rules=args.plan_rules, plan_only=args.plan_only, from_stage=args.from_stage,
         gaia_file=args.gaia_file, gaia_release=args.gaia_release,
+        reference_catalog=args.reference_catalog,
         to_stage=args.to_stage,
         runner=RunnerSettings(kind=args.runner, dask_address=args.dask_address,
                               n_workers=args.workers))
@@ -185,6 +208,21 @@ def print_outcome(result: dict[str, Any], plan_only: bool) -> None:
               f"skipped, {len(cal['masters'])} masters ({cal['reused']} products reused)")
         for path, reason in cal["rejected"].items():
             print(f"  skipped {path}: {reason}")
+    if "registration" in result:
+        reg = result["registration"]
+        print(f"registration: {len(reg['stacks'])} stacks, {len(reg['rejected'])} frames "
+              f"rejected, {len(reg['failed'])} stacks failed")
+        for path, reason in reg["rejected"].items():
+            print(f"  rejected {path}: {reason}")
+    if "solve" in result:
+        for sid, sol in result["solve"]["solutions"].items():
+            print(f"  solved {sid}: " + ", ".join(f"{k}={v}" for k, v in sol.items()
+                                                   if k in ("solver", "n_matched", "rms_arcsec")))
+        for sid, reason in result["solve"]["failed"].items():
+            print(f"  NOT solved {sid}: {reason}")
+    if "mosaic" in result:
+        for mid, m in result["mosaic"]["mosaics"].items():
+            print(f"  mosaic {mid}: {m.get('path')}")
     for cluster, m in result.get("membership", {}).items():
         print(f"membership {cluster}: {m['message']}")
         print(f"  members: {m['members']}; summary: {m['summary_path']}")

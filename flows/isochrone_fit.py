@@ -57,10 +57,12 @@ class IsochroneFitParams(BaseModel):
                                                      "(default: packaged PARSEC grid)")
     cache_dir: str | None = Field(None, description="Isochrone HDF5 cache folder")
     p_min: float = Field(0.02, ge=0, le=1, description="Leave out stars with lower membership")
-    n_walkers: int = Field(20, ge=4, description="emcee walkers")
-    n_steps: int = Field(220, ge=20, description="emcee steps per walker")
-    n_burn: int = Field(80, ge=0, description="Burn-in steps discarded")
-    restarts: int = Field(3, ge=1, description="Differential-evolution restarts")
+    mag_max: float | None = Field(None, description="Leave out stars fainter than this in V "
+                                                    "(or G when there is no V)")
+    n_walkers: int = Field(16, ge=4, description="emcee walkers")
+    n_steps: int = Field(180, ge=20, description="emcee steps per walker")
+    n_burn: int = Field(60, ge=0, description="Burn-in steps discarded")
+    restarts: int = Field(2, ge=1, description="Differential-evolution restarts")
     seed: int = Field(0, description="Random seed")
     plots: bool = Field(True, description="Write the figures")
     record: bool = Field(False, description="Also record the run in the run database")
@@ -75,7 +77,8 @@ class IsochroneFitParams(BaseModel):
     def options(self) -> dict[str, Any]:
         """Options of :func:`tasks.isochrone_fit.run_isochrone_fit`."""
         return {"n_walkers": self.n_walkers, "n_steps": self.n_steps, "n_burn": self.n_burn,
-                "restarts": self.restarts, "seed": self.seed, "p_min": self.p_min}
+                "restarts": self.restarts, "seed": self.seed, "p_min": self.p_min,
+                "mag_max": self.mag_max}
 
     def parallax(self) -> tuple[float, float] | None:
         """(parallax, error) if both are given."""
@@ -222,9 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--cache-dir", help="isochrone HDF5 cache folder")
     ap.add_argument("--p-min", type=float, default=0.02,
                     help="leave out stars with membership below this (default %(default)s)")
-    ap.add_argument("--walkers", type=int, default=20)
-    ap.add_argument("--steps", type=int, default=220)
-    ap.add_argument("--burn", type=int, default=80)
+    ap.add_argument("--mag-max", type=float,
+                    help="leave out stars fainter than this in V (or G without V)")
+    ap.add_argument("--walkers", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=180)
+    ap.add_argument("--burn", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--out", required=True, help="output folder")
@@ -247,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             catalog=args.catalog, members=args.members, out=args.out, system=args.system,
             fix=fix, priors=args.prior, parallax_mas=plx[0] if plx else None,
             parallax_error_mas=plx[1] if plx else None, isochrones=args.isochrones,
-            cache_dir=args.cache_dir, p_min=args.p_min, n_walkers=args.walkers,
+            cache_dir=args.cache_dir, p_min=args.p_min, mag_max=args.mag_max,
+            n_walkers=args.walkers,
             n_steps=args.steps, n_burn=args.burn, seed=args.seed, plots=not args.no_plots,
             record=args.record, out_root=args.out_root)
         out = isochrone_fit_flow.with_options(

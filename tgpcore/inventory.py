@@ -312,8 +312,11 @@ def _mjd_from_date(date_obs: str) -> float | None:
         return None
 
 
-def _group_pointings(records: list[FrameRecord], tolerance_arcsec: float) -> None:
-    """Fill ``pointing`` (from RA/DEC) and ``group_key`` of accepted science/standard frames."""
+def _group_pointings(records: list[FrameRecord], tolerance_arcsec: float | None) -> None:
+    """Fill ``pointing`` (from RA/DEC) and ``group_key`` of accepted science/standard frames.
+
+    The tolerance is the given one, or else the frames' instrument profile's.
+    """
     by_cluster: dict[str, list[FrameRecord]] = {}
     for r in records:
         if r.status == "accepted" and r.kind in ("science", "standard"):
@@ -323,7 +326,11 @@ def _group_pointings(records: list[FrameRecord], tolerance_arcsec: float) -> Non
         todo.sort(key=lambda r: (r.mjd if r.mjd is not None else float("inf"), r.relpath))
         positions = [(r.ra_deg, r.dec_deg) if r.ra_deg is not None and r.dec_deg is not None
                      else None for r in todo]
-        labels = assign_pointings(positions, tolerance_arcsec)
+        tol = tolerance_arcsec
+        if tol is None:
+            prof = load_profile(members[0].profile or "generic")
+            tol = float(prof.rules.get("pointing_tolerance_arcsec", 60.0))
+        labels = assign_pointings(positions, tol)
         placed = {lab for lab in labels if lab is not None}
         for r, label in zip(todo, labels, strict=True):
             if label is None:
@@ -332,7 +339,7 @@ def _group_pointings(records: list[FrameRecord], tolerance_arcsec: float) -> Non
                                + ("taken as the only one" if label == "p0" else "unknown"))
                 r.sources["pointing"] = "default"
             else:
-                r.sources["pointing"] = f"header:RA/DEC within {tolerance_arcsec:g}\""
+                r.sources["pointing"] = f"header:RA/DEC within {tol:g}\""
             r.pointing = label
         for r in members:
             r.group_key = f"{r.cluster}/{r.pointing}/{r.filter}"
@@ -373,8 +380,8 @@ def scan_night(root: str | Path, profile: str | Path | InstrumentProfile | None 
                  else load_grouping_overrides(grouping))
     records = [_classify(p, root, prof, overrides, checksum)
                for p in list_night_files(root) if _is_candidate(p.relative_to(root))]
-    tolerance = float((prof or load_profile("generic")).rules.get("pointing_tolerance_arcsec", 60))
-    _group_pointings(records, tolerance)
+    _group_pointings(records, float(prof.rules.get("pointing_tolerance_arcsec", 60.0))
+                     if prof is not None else None)
     inv = Inventory(root=str(root.resolve()), records=records)
     counts = inv.counts()
     for kind in ("bias", "flat"):
