@@ -18,6 +18,7 @@ from pydantic import Field
 from flows.calibrate import run_calibrate_stage
 from flows.catalogs import run_catalogs_stage
 from flows.inventory import run_inventory_stage
+from flows.isochrone_fit import IsochroneFitParams, run_isochrone_fit_stage
 from flows.membership import run_membership_stage
 from flows.plan import run_plan_stage
 from flows.register import (
@@ -41,6 +42,10 @@ class FullRunParams(RegisterParams):
     gaia_file: str | None = Field(None, description="Local Gaia-like table (CSV, VOTable, ECSV, "
                                                     "FITS) instead of querying the archive")
     gaia_release: str = Field("dr3", description="Gaia release to query: dr3 or dr2")
+    fit_walkers: int = Field(16, ge=4, description="Isochrone fit: emcee walkers")
+    fit_steps: int = Field(120, ge=20, description="Isochrone fit: emcee steps per walker")
+    fit_burn: int = Field(40, ge=0, description="Isochrone fit: burn-in steps discarded")
+    fit_seed: int = Field(0, description="Isochrone fit: random seed")
     from_stage: str | None = Field(None, description=f"First stage: one of {STAGE_NAMES}")
     to_stage: str | None = Field(None, description="Last stage")
 
@@ -66,13 +71,13 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
     plan: CalibrationPlan | None = None
     cal = reg = sol = None
     image_stages = ("calibrate", "register", "solve", "mosaic")
+    catalog_stages = ("catalogs", "membership", "isochrone_fit")
     try:
         for name in stages:
             t0 = time.perf_counter()
             # A stage started partway through the chain first redoes the stages it needs;
             # their products are found in the database and reused, not recomputed.
-            if inv is None and name in ("inventory", "plan", *image_stages, "catalogs",
-                                        "membership"):
+            if inv is None and name in ("inventory", "plan", *image_stages, *catalog_stages):
                 inv = run_inventory_stage(session, params)
                 result["inventory"] = inv.to_payload()
             if plan is None and name in ("plan", *image_stages):
@@ -93,7 +98,7 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
                 session.db.stage_not_built(session.run_id, name, message)
                 logger.warning(message)
                 result["failed"][name] = message
-            elif name == "catalogs" or (name == "membership" and "catalogs" not in result):
+            elif name in catalog_stages and "catalogs" not in result:
                 # A catalogue service that is down fails these stages, not the night.
                 try:
                     result["catalogs"] = run_catalogs_stage(session, inv, params.gaia_file,
@@ -101,13 +106,10 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
                 except Exception as exc:  # noqa: BLE001 - recorded by recorded_stage too
                     result["failed"]["catalogs"] = f"{type(exc).__name__}: {exc}"
                     logger.error("catalogs failed: %s", exc)
-            if name in result["failed"]:
-                pass  # recorded above
-            elif name in ("calibrate", "register", "solve"):
-                pass  # run above, as their own prerequisites
-            elif name == "mosaic":
-                result["mosaic"] = run_mosaic_stage(session, params, reg, sol).to_dict()
-            elif name == "membership":
+            if name != "catalogs" and "catalogs" in result["failed"] and name in catalog_stages:
+                result["failed"].setdefault(
+                    name, f"stage '{name}' skipped: it needs 'catalogs', which failed")
+            elif name in ("membership", "isochrone_fit") and "membership" not in result:
                 result["membership"] = {
                     cluster: _membership_outcome(run_membership_stage(
                         session, cat["path"], (cat["footprint"]["ra_deg"],
@@ -115,6 +117,18 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
                         session.run_dir / "membership" / cluster,
                         cat["footprint"]["radius_deg"]))
                     for cluster, cat in result["catalogs"].items()}
+            if name in result["failed"] or name in ("calibrate", "register", "solve",
+                                                    "catalogs", "membership"):
+                pass  # failed and recorded, or run above as a prerequisite
+            elif name == "mosaic":
+                result["mosaic"] = run_mosaic_stage(session, params, reg, sol).to_dict()
+            elif name == "isochrone_fit":
+                result["isochrone_fit"] = _fit_clusters(session, params, result)
+                if not result["isochrone_fit"]:
+                    message = "isochrone fit: no cluster with members to fit"
+                    session.db.stage_not_built(session.run_id, name, message)
+                    logger.warning(message)
+                    result["failed"][name] = message
             elif name not in BUILT:
                 message = f"stage '{name}' is not built yet: no products"
                 session.db.stage_not_built(session.run_id, name, message)
@@ -141,6 +155,36 @@ def _state(stage: str, result: dict[str, Any]) -> str:
     if stage in result["not_built"]:
         return "not built yet"
     return "failed" if stage in result["failed"] else "done"
+
+
+def _fit_clusters(session: Any, params: FullRunParams, result: dict[str, Any]
+                  ) -> dict[str, Any]:
+    """Fit isochrones to every cluster whose membership stage found members.
+
+    The photometry is the cluster's Gaia table (G, BP, RP) weighted by the membership
+    probabilities; a cluster whose fit fails is reported and the others go on.
+    """
+    logger = get_run_logger()
+    fits: dict[str, Any] = {}
+    for cluster, m in result.get("membership", {}).items():
+        if m.get("status") != "ok" or not m.get("members"):
+            logger.info("isochrone fit: %s skipped (%s)", cluster, m.get("message"))
+            continue
+        out_dir = session.run_dir / "fit" / cluster
+        fit_params = IsochroneFitParams(
+            catalog=result["catalogs"][cluster]["path"], members=m["members"],
+            out=str(out_dir), n_walkers=params.fit_walkers, n_steps=params.fit_steps,
+            n_burn=params.fit_burn, seed=params.fit_seed)
+        try:
+            out = run_isochrone_fit_stage(session, fit_params.catalog, fit_params.members,
+                                          out_dir, fit_params)
+        except Exception as exc:  # noqa: BLE001 - one cluster's fit never kills the night
+            logger.error("isochrone fit of %s failed: %s", cluster, exc)
+            fits[cluster] = {"status": "failed", "message": f"{type(exc).__name__}: {exc}"}
+            continue
+        fits[cluster] = {"status": "ok", "fit_json": out["fit_json"], "fit_h5": out["fit_h5"],
+                         "figures": out["figures"], "summary": out["summary"]}
+    return fits
 
 
 def _membership_outcome(out: dict[str, Any]) -> dict[str, Any]:
@@ -226,6 +270,15 @@ def print_outcome(result: dict[str, Any], plan_only: bool) -> None:
     for cluster, m in result.get("membership", {}).items():
         print(f"membership {cluster}: {m['message']}")
         print(f"  members: {m['members']}; summary: {m['summary_path']}")
+    for cluster, f in result.get("isochrone_fit", {}).items():
+        if f["status"] != "ok":
+            print(f"isochrone fit {cluster}: FAILED: {f['message']}")
+            continue
+        s = f["summary"]
+        print(f"isochrone fit {cluster}: log age {s['log_age']:.3f} ± {s['log_age_err']:.3f}, "
+              f"(m-M)0 {s['dm']:.3f} ± {s['dm_err']:.3f}, E(B-V) {s['ebv']:.3f} ± "
+              f"{s['ebv_err']:.3f}, [M/H] {s['mh']:+.3f} ± {s['mh_err']:.3f}")
+        print(f"  fit: {f['fit_json']}")
     for name, desc in STAGES:
         if name in result["timings"]:
             state = _state(name, result).upper() if _state(name, result) != "done" else "done"

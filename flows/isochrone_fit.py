@@ -75,7 +75,7 @@ class IsochroneFitParams(BaseModel):
         return [f"{k}={v}" for k, v in self.fix.items()] + list(self.priors)
 
     def options(self) -> dict[str, Any]:
-        """Options of :func:`tasks.isochrone_fit.run_isochrone_fit`."""
+        """Options of :func:`tgpcore.fitting.run.run_isochrone_fit`."""
         return {"n_walkers": self.n_walkers, "n_steps": self.n_steps, "n_burn": self.n_burn,
                 "restarts": self.restarts, "seed": self.seed, "p_min": self.p_min,
                 "mag_max": self.mag_max}

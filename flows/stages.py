@@ -25,7 +25,7 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "isochrone_fit": ("membership",),
 }
 BUILT = {"inventory", "plan", "calibrate", "register", "solve", "mosaic", "catalogs",
-         "membership"}
+         "membership", "isochrone_fit"}
 
 
 def stage_range(from_stage: str | None, to_stage: str | None) -> list[str]:

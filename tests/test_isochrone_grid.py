@@ -81,3 +81,55 @@ def test_extinction_ratios_cover_all_standard_bands():
     assert_allclose(r["U"] - r["B"], 0.72, atol=0.02)  # E(U-B)/E(B-V) = 0.719
     with pytest.raises(KeyError):
         extinction_ratios(["X"])
+
+
+# --- HDF5 library and its cache -----------------------------------------------------------
+
+def test_hdf5_round_trip_and_cache(tmp_path):
+    import time
+
+    from tgpcore.isochrones import load_grid, read_grid_hdf5, write_grid_hdf5
+
+    first = load_grid(cache_dir=tmp_path)
+    assert first.table.meta["cache_hit"] is False
+    cached = list(tmp_path.glob("isochrones-packaged-*.h5"))
+    assert len(cached) == 1 and not list(tmp_path.glob(".*part*"))  # atomic: no leftovers
+    t0 = time.perf_counter()
+    again = load_grid(cache_dir=tmp_path)
+    load_s = time.perf_counter() - t0
+    assert again.table.meta["cache_hit"] is True
+    assert load_s < 1.0, f"cached packaged grid took {load_s:.2f} s (limit 1 s)"
+    assert len(again) == len(first) and again.bands == first.bands
+    assert again.source == first.source
+    for col in ("logAge", "MH", "Mini", "label", "V", "G_BP"):
+        assert np.array_equal(np.asarray(again.table[col]), np.asarray(first.table[col]))
+    assert again.table["label"].dtype == np.int16 and str(again.table["V"].unit) == "mag"
+    # an explicit library file
+    out = write_grid_hdf5(first, tmp_path / "lib.h5")
+    assert len(read_grid_hdf5(out)) == len(first)
+    assert len(load_grid(out)) == len(first)
+    with pytest.raises(ValueError, match="not an isochrone HDF5"):
+        bad = tmp_path / "bad.h5"
+        bad.write_bytes(b"not hdf5")
+        read_grid_hdf5(bad)
+
+
+def test_cache_key_follows_source_checksums(tmp_path):
+    from tgpcore.isochrones import load_grid, uwastro_cmd37_path
+
+    src = tmp_path / "iso.dat"
+    with open(uwastro_cmd37_path()) as fh:
+        lines = [next(fh) for _ in range(300)]
+    # keep the first isochrone block (ends before the second '# Zini' header)
+    end = next(i for i, line in enumerate(lines) if i > 14 and "Zini" in line)
+    block = lines[:end] + ["#isochrone terminated\n"]
+    src.write_text("".join(block))
+    cache = tmp_path / "cache"
+    g1 = load_grid(src, cache_dir=cache)
+    assert not g1.table.meta["cache_hit"]
+    assert load_grid(src, cache_dir=cache).table.meta["cache_hit"]
+    # same name, new content: a new cache entry, not the stale one
+    src.write_text("".join(block[:-2] + ["#isochrone terminated\n"]))
+    g3 = load_grid(src, cache_dir=cache)
+    assert not g3.table.meta["cache_hit"] and len(g3) == len(g1) - 1
+    assert len(list(cache.glob("*.h5"))) == 2
