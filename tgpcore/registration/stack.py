@@ -52,6 +52,25 @@ def _frame_exptime(ccd: CCDData, given: float | None) -> float:
     return float(t)
 
 
+def _airmass(header: fits.Header) -> float | None:
+    try:
+        v = float(header.get("AIRMASS"))
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) and v >= 1.0 else None
+
+
+def effective_airmass(airmass: list[float | None], weights: np.ndarray) -> float | None:
+    """Weighted mean airmass of a stack's frames (the extinction of a weighted mean of
+    rates, to first order in k (X - <X>)); None when a frame has no airmass."""
+    if not airmass or any(a is None for a in airmass):
+        return None
+    w = np.asarray(weights, float)
+    if not (w.sum() > 0):
+        w = np.ones(len(airmass))
+    return float(np.sum(w * np.asarray(airmass, float)) / w.sum())
+
+
 def _direct_layout(path: str, shape: tuple[int, int]) -> dict[str, Any] | None:
     """Byte offsets of the data, UNCERT and MASK arrays of a tgp FITS file, or None when the
     file cannot be read row by row (other layout, scaled integers, missing extensions)."""
@@ -98,12 +117,14 @@ def _prepare(members: list[StackMember], shape: tuple[int, int], work: Path
             v = np.concatenate([p[1] for p in parts])
             good = ~np.concatenate([p[2] for p in parts])
             info.append({"path": m.path, "exptime_s": t, "source": src,
+                         "airmass": _airmass(hdr),
                          "sky_e_per_s": float(np.median(d[good])) if good.any() else 0.0,
                          "sky_var": float(np.median(v[good])) if good.any() else np.inf,
                          "good_fraction": float(good.mean())})
             continue
         ccd = read_ccd(m.path)
         t = _frame_exptime(ccd, m.exptime_s)
+        am = _airmass(ccd.header)
         if header is None:
             header = ccd.header.copy()
         data = ccd.data / t
@@ -119,6 +140,7 @@ def _prepare(members: list[StackMember], shape: tuple[int, int], work: Path
         for name, arr in (("d", d), ("v", v), ("m", (~good).astype(np.uint8))):
             arr.tofile(work / f"{k}.{name}")
         info.append({"path": m.path, "exptime_s": t, "source": {"kind": "spool"},
+                     "airmass": am,
                      "sky_e_per_s": sky, "sky_var": sky_var,
                      "good_fraction": float(good.mean())})
     return info, header
@@ -301,6 +323,14 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
     hdr["NCOMBINE"] = (n, "frames stacked")
     hdr["STKCLIP"] = (sigma, "clipping threshold, sigma")
     hdr["STKWGHT"] = (weighting, "weighting of the stack")
+    am = [i.get("airmass") for i in info]
+    x_eff = effective_airmass(am, weights if weights is not None else t)
+    if x_eff is not None:
+        hdr["AIRMASS"] = (round(x_eff, 5), "effective airmass: frame-weighted mean")
+        hdr["AIRMMIN"] = (float(min(am)), "lowest airmass of the stacked frames")
+        hdr["AIRMMAX"] = (float(max(am)), "highest airmass of the stacked frames")
+    elif "AIRMASS" in hdr:
+        del hdr["AIRMASS"]
     provenance(hdr, "stack", f"{label + ': ' if label else ''}{n} frames, {total:g} s, "
                f"{weighting}-weighted mean, clip {sigma:g} sigma + {rel_tol:g} x median")
     flags = np.where(nocov, FLAG_NOCOVERAGE, 0).astype(np.uint8)
@@ -313,6 +343,7 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
     frames = []
     for k, i in enumerate(info):
         frames.append({"path": i["path"], "exptime_s": i["exptime_s"],
+                       "airmass": i.get("airmass"),
                        "sky_e_per_s": i["sky_e_per_s"],
                        "weight": float(weights[k] / weights.sum()) if weights is not None
                        and weights.sum() > 0 else None,
