@@ -55,6 +55,7 @@ COMMANDS = {
     "run": ("flows.full_run", "run the pipeline on a night"),
     "members": ("flows.membership", "membership from a Gaia-like table"),
     "fit": ("flows.isochrone_fit", "fit age, distance, reddening, [M/H] to a catalogue"),
+    "report": ("flows.report", "rebuild the night report (report.html) of a run folder"),
 }
 
 
