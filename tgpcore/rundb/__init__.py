@@ -26,6 +26,7 @@ from tgpcore.rundb.models import (
     CacheEntry,
     Frame,
     Night,
+    NightAttempt,
     PlanEntry,
     PlanMaster,
     Product,
@@ -36,7 +37,7 @@ from tgpcore.rundb.models import (
 from tgpcore.rundb.repository import RunDB
 
 __all__ = [
-    "DEFAULT_DB_NAME", "ENV_VAR", "Base", "CacheEntry", "Frame", "Night", "PlanEntry",
+    "DEFAULT_DB_NAME", "ENV_VAR", "Base", "CacheEntry", "Frame", "Night", "NightAttempt", "PlanEntry",
     "PlanMaster", "Product", "QCMetric", "Run", "RunDB", "StageEvent", "alembic_config",
     "current_revision", "downgrade", "head_revision", "make_engine", "open_db",
     "resolve_database_url", "session_scope", "upgrade",

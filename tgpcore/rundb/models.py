@@ -1,8 +1,8 @@
 """SQLAlchemy models of the run database.
 
 One row per run, per inventoried frame, per calibration-plan master and entry, per product,
-per stage event and per QC figure; plus a cache of network answers and the list of nights a
-scheduled deployment has processed. The schema itself is created by the Alembic migrations
+per stage event and per QC figure; plus a cache of network answers, the list of nights a
+scheduled deployment has processed and its attempts at each. The schema itself is created by the Alembic migrations
 in ``tgpcore/rundb/migrations``; keep both in step (``alembic revision --autogenerate``).
 """
 
@@ -250,3 +250,19 @@ class Night(Base):
     status: Mapped[str] = mapped_column(String(16))
     run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     processed_at: Mapped[dt.datetime | None]
+
+
+class NightAttempt(Base):
+    """One try of a scheduled deployment at a night (who, when, how it ended, which run)."""
+
+    __tablename__ = "night_attempts"
+    __table_args__ = (Index(None, "night_id"), _one_of("status", NIGHT_STATUSES))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    night_id: Mapped[int] = mapped_column(ForeignKey("nights.id", ondelete="CASCADE"))
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    worker: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    message: Mapped[str | None] = mapped_column(Text)
