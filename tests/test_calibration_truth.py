@@ -100,13 +100,15 @@ def test_calibrated_uncertainties_are_honest(tiny):
 
 
 def test_cosmic_rays_masked_and_star_cores_spared(tiny):
-    """Injected cosmic-ray pixels above 5 sigma: >= 93 % masked; star-core pixels wrongly
-    flagged as cosmic rays: < 1 %.
+    """Injected cosmic-ray pixels above 5 sigma: >= 95 % masked (the issue's target); star-core
+    pixels wrongly flagged as cosmic rays: < 1 % (the issue asks < 0.1 %: not met).
 
-    The issue's targets are 95 % and 0.1 %; L.A.Cosmic (astroscrappy, niter=2, objlim=5, with
-    reflective padding for the edges) measures 93.8 % and 0.77 % on this night. The misses are
-    pixels inside long tracks; the false flags are compact stars on the wings of bright ones.
-    Flags only mask pixels (the data are kept), and the stack rejects outliers across dithers.
+    Measured on this night: 96.0 % and 0.54 %. L.A.Cosmic alone (astroscrappy, niter=2,
+    objlim=5, reflective padding) gives 93.8 % and 0.77 %: it misses the faint middles of long
+    tracks (grown back along the track) and flags the cores of undersampled and crowded stars
+    (spared when their neighbours rise like a PSF). What remains false is mostly sky noise in
+    the cores of faint stars and the crowded cluster core. Flags only mask pixels (the data are
+    kept), and the stack rejects outliers across dithers.
     """
     truth, plan, masters, results = tiny
     sources = truth.sources()
@@ -135,7 +137,7 @@ def test_cosmic_rays_masked_and_star_cores_spared(tiny):
             core_wrong += int(((flags[py, px] & FLAG_COSMIC) > 0).sum()
                               - (crmask[py, px] > 0).sum().clip(0))
     assert strong > 200, "the tiny preset injects enough cosmic rays to test"
-    assert hit / strong >= 0.93, (hit, strong)
+    assert hit / strong >= 0.95, (hit, strong)
     assert core_wrong / core_total < 0.01, (core_wrong, core_total)
 
 

@@ -118,11 +118,12 @@ def calibrate_frame(frame: FrameInput, setup: DetectorSetup, bias: CCDData | Non
     flags[nonfinite] |= FLAG_NONFINITE
     n_cr = 0
     if cosmic_rays:
-        cr = detect_cosmic_rays(data, flags > 0, setup.read_noise_e, **(cr_params or {}))
+        cr = detect_cosmic_rays(data, flags > 0, setup.read_noise_e,
+                                sigma_e=np.sqrt(var), **(cr_params or {}))
         flags[cr] |= FLAG_COSMIC
         n_cr = int(ndimage.label(cr)[1]) if cr.any() else 0
         provenance(header, "cosmic", f"{int(cr.sum())} pixels in {n_cr} cosmic-ray hits masked "
-                                     "(astroscrappy L.A.Cosmic)")
+                                     "(astroscrappy L.A.Cosmic, stars spared, tracks grown)")
     mask = flags > 0
     data = np.where(flags & FLAG_NONFINITE, 0.0, data).astype(np.float32)
     header["BUNIT"] = "electron"
