@@ -84,3 +84,43 @@ def _fits_safe(table: Table) -> Table:
     t.meta = {k: (json.dumps(v, default=str)[:60] if not isinstance(v, str | int | float)
                   else v) for k, v in table.meta.items() if len(k) <= 8}
     return t
+
+
+def calibrate_file(inst_path: str, solutions: dict[str, dict[str, Any]], out_dir: str,
+                   name: str, h5_path: str | None = None) -> dict[str, Any]:
+    """Calibrate an instrumental multi-band catalogue file and export it.
+
+    Parameters
+    ----------
+    inst_path : str
+        ECSV from :func:`tgpcore.photometry.catalog.build_cluster_catalogue`.
+    solutions : dict
+        Filter -> :meth:`CalibrationSolution.to_dict` output.
+    out_dir : str
+        Where ``<name>.ecsv`` and ``<name>.fits`` go.
+    name : str
+        Catalogue name (e.g. ``SIM-NGC1_ubv``).
+    h5_path : str, optional
+        The run's HDF5 file; the table goes to ``photometry/<name>``.
+
+    Returns
+    -------
+    dict
+        Paths (``ecsv``, ``fits``, ``hdf5``, ``hdf5_key``), ``n_stars``, ``bands`` and per band
+        the number of calibrated stars.
+    """
+    from tgpcore.io.checksum import sha256_file
+    from tgpcore.photcal.apply import calibrate_catalogue
+    from tgpcore.photcal.fit import CalibrationSolution
+
+    inst = Table.read(inst_path, format="ascii.ecsv")
+    sols = {f: CalibrationSolution.from_dict(d) for f, d in solutions.items()}
+    cal = calibrate_catalogue(inst, sols)
+    attrs = {"calibration": {f: {k: v for k, v in d.items() if k != "extra"}
+                             for f, d in solutions.items()},
+             "source": str(Path(inst_path).name)}
+    paths = export_catalogue(cal, out_dir, name, h5_path=h5_path, attrs=attrs)
+    counts = {f: int((~np.asarray(cal[f].mask)).sum()) if hasattr(cal[f], "mask")
+              else len(cal) for f in sols if f in cal.colnames}
+    return {**paths, "checksum": sha256_file(paths["ecsv"]), "n_stars": len(cal),
+            "bands": sorted(counts), "n_calibrated": counts}

@@ -328,3 +328,62 @@ def combine_pointings(tables: list[Table], radius_arcsec: float = 1.0) -> Table:
         cols = out.colnames
         out = vstack([out, t[~hit][cols]], metadata_conflicts="silent")
     return out
+
+
+def build_cluster_catalogue(stacks: dict[str, dict[str, Any]], out_path: str,
+                            radius_arcsec: float = 1.0) -> dict[str, Any]:
+    """The instrumental multi-band catalogue of one cluster from its stacks' catalogues.
+
+    Parameters
+    ----------
+    stacks : dict
+        Stack id ``cluster/pointing/filter/class`` -> result of :func:`measure_stack` (needs
+        ``status``, ``path``, ``filter``, ``airmass``).
+    out_path : str
+        The catalogue (ECSV), written atomically.
+    radius_arcsec : float
+        Match radius between pointings and bands.
+
+    Returns
+    -------
+    dict
+        ``path``, ``checksum``, ``n_stars``, ``bands``, ``short_long`` (per pointing and
+        filter: offset, error, counts), ``airmass`` (per band: the values of its stacks).
+    """
+    groups: dict[tuple[str, str], dict[str, Table]] = {}
+    airmass: dict[str, list[float]] = {}
+    for sid, res in sorted(stacks.items()):
+        if res.get("status") != "ok":
+            continue
+        _, pointing, filt, cls = sid.split("/")
+        t = Table.read(res["path"], format="ascii.ecsv")
+        am = res.get("airmass")
+        t["airmass"] = np.full(len(t), float(am) if am is not None else np.nan)
+        groups.setdefault((pointing, filt), {})[cls] = t
+        if am is not None:
+            airmass.setdefault(filt, []).append(float(am))
+    if not groups:
+        raise ValueError("no stack catalogue to build the cluster catalogue from")
+    short_long: dict[str, Any] = {}
+    by_band: dict[str, list[Table]] = {}
+    for (pointing, filt), cls in sorted(groups.items()):
+        merged, info = merge_short_long(cls.get("long"), cls.get("short"))
+        short_long[f"{pointing}/{filt}"] = info
+        merged["pointing"] = np.full(len(merged), pointing)
+        by_band.setdefault(filt, []).append(merged)
+    have_wcs = all(np.isfinite(np.asarray(t["ra"], float)).any()
+                   for ts in by_band.values() for t in ts)
+    if have_wcs:
+        bands = {f: combine_pointings(ts, radius_arcsec) for f, ts in by_band.items()}
+        cat = merge_bands(bands, radius_arcsec=radius_arcsec)
+    else:
+        # without WCS only one pointing can be merged (its bands share one pixel grid)
+        first = sorted({p for p, _ in groups})[0]
+        bands = {f: [t for t in ts if t["pointing"][0] == first][0]
+                 for f, ts in by_band.items() if any(t["pointing"][0] == first for t in ts)}
+        cat = merge_bands(bands, use_pixels=True)
+    cat.meta.update({"short_long": short_long, "airmass": airmass,
+                     "stacks": sorted(k for k, v in stacks.items() if v.get("status") == "ok")})
+    write_table(cat, out_path)
+    return {"path": str(out_path), "checksum": sha256_file(out_path), "n_stars": len(cat),
+            "bands": sorted(bands), "short_long": short_long, "airmass": airmass}

@@ -11,7 +11,7 @@ from astropy.table import Table
 def detect_stars(data_sub: np.ndarray, rms: np.ndarray, fwhm_px: float, nsigma: float = 4.0,
                  mask: np.ndarray | None = None, border_px: int | None = None,
                  sharplo: float = 0.2, sharphi: float = 1.0, roundlo: float = -1.0,
-                 roundhi: float = 1.0) -> Table:
+                 roundhi: float = 1.0, min_separation_fwhm: float = 1.2) -> Table:
     """Detect point sources with photutils ``DAOStarFinder``.
 
     The search runs on ``data_sub / rms`` so that a spatially varying noise (vignetting,
@@ -33,6 +33,9 @@ def detect_stars(data_sub: np.ndarray, rms: np.ndarray, fwhm_px: float, nsigma: 
         Ignore sources closer than this to the edge (default: ~1 FWHM).
     sharplo, sharphi, roundlo, roundhi : float
         DAOFIND shape limits (cosmic rays and hot pixels are sharper than stars).
+    min_separation_fwhm : float
+        Closest two detections may be (FWHM); photutils' default (2.5 FWHM) would merge the
+        blends of a crowded core.
 
     Returns
     -------
@@ -49,9 +52,22 @@ def detect_stars(data_sub: np.ndarray, rms: np.ndarray, fwhm_px: float, nsigma: 
     bad = ~np.isfinite(snr)
     if mask is not None:
         bad |= np.asarray(mask, bool)
+    if mask is not None and np.asarray(mask).any():
+        # Small masked areas (saturated cores) are filled with the largest neighbouring value
+        # so that their stars are still found (as plateaus); big holes stay masked.
+        from scipy import ndimage
+
+        filled = np.where(bad, -np.inf, snr)
+        for _ in range(3):
+            grown = ndimage.grey_dilation(filled, size=3)
+            filled = np.where(np.isneginf(filled), grown, filled)
+        fill_ok = bad & np.isfinite(filled)
+        snr = np.where(fill_ok, filled, snr)
+        bad = bad & ~fill_ok
     snr[bad] = 0.0
     finder = DAOStarFinder(threshold=nsigma, fwhm=fwhm_px, sharpness_range=(sharplo, sharphi),
-                           roundness_range=(roundlo, roundhi), exclude_border=False)
+                           roundness_range=(roundlo, roundhi), exclude_border=False,
+                           min_separation=max(2.0, min_separation_fwhm * fwhm_px))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         found = finder(snr, mask=bad)

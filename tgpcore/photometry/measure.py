@@ -35,7 +35,7 @@ class PhotometryConfig:
     blend_min_ratio: float = 0.05
     psf: str = "auto"  # 'auto' (blended stars), 'off', 'all'
     apcorr_min_snr: float = 50.0
-    bkg_box_px: int = 64
+    bkg_box_px: int = 128
     min_stars: int = 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,6 +130,11 @@ def measure_image(data: np.ndarray, error: np.ndarray | None, mask: np.ndarray |
     r_ap, r_in, r_out = cfg.r_ap_fwhm * fwhm, cfg.r_in_fwhm * fwhm, cfg.r_out_fwhm * fwhm
     x, y = refine_centroids(sub, stars["x"], stars["y"], fwhm, mask)
     phot = aperture_photometry_table(data, err_img, mask, x, y, r_ap, r_in, r_out)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        real = np.asarray(phot["flux"], float) / np.asarray(phot["flux_err"], float) >= 5.0
+    if not real.any():
+        raise NoStarsError(f"no star found: {len(x)} peaks above {cfg.nsigma:g} sigma, none "
+                           "with an aperture S/N of 5")
     fl = np.asarray(phot["flags"], np.int64)
     fl[_core_masked(mask, x, y, fwhm)] |= F.SATURATED
     flux_ap = np.asarray(phot["flux"], float)
@@ -149,7 +154,8 @@ def measure_image(data: np.ndarray, error: np.ndarray | None, mask: np.ndarray |
         return (sh.alpha, sh.beta) if sh.n_stars else None
 
     ac = curve_of_growth(data, err_img, mask, x, y, cand, fwhm, r_ap, r_in, r_out,
-                         flux_ref=flux_ap, shape_fallback=shape_fallback)
+                         flux_ref=np.where((fl & F.SATURATED) != 0, np.inf, np.abs(flux_ap)),
+                         shape_fallback=shape_fallback)
     if ac.method.startswith("Moffat model"):
         fl |= F.NO_APCORR
     flux = flux_ap * ac.factor
