@@ -22,6 +22,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from pydantic import BaseModel, Field
 
+from flows.guard import check_inside
 from flows.session import RunSession, recorded_stage
 from flows.stages import STAGES
 from tasks.report import build_report, build_report_task
@@ -122,20 +123,6 @@ def run_dir_database(run_dir: str | Path) -> str | None:
     sqlite = Path(run_dir).resolve().parent / DEFAULT_DB_NAME
     return URL.create("sqlite", database=str(sqlite)).render_as_string() if sqlite.is_file() \
         else None
-
-
-def check_inside(path: str | Path, root: str | Path) -> Path:
-    """Resolve ``path`` and check that it lies inside ``root`` (symbolic links followed).
-
-    Raises
-    ------
-    ValueError
-        If it does not.
-    """
-    resolved, base = Path(path).resolve(), Path(root).resolve()
-    if resolved != base and base not in resolved.parents:
-        raise ValueError(f"{path} is outside the output root {base}")
-    return resolved
 
 
 def rebuild_report(run_dir: str | Path, output: str | Path | None = None) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from prefect import flow
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.cli import main as tgp_main
-from flows.report import ReportParams, check_inside, report_flow, run_report_stage
+from flows.guard import check_inside
+from flows.report import ReportParams, report_flow, run_report_stage
 from flows.session import RunSession, run_database
 
 
