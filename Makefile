@@ -36,7 +36,8 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m flows.simulate --preset demo --seed $(DEMO_SEED) --out $(DEMO_DIR)/night
 	$(PY) -m flows.full_run --data $(DEMO_DIR)/night/raw --out $(DEMO_DIR)/out \
-	  --gaia-file $(DEMO_DIR)/night/truth/gaia.ecsv
+	  --gaia-file $(DEMO_DIR)/night/truth/gaia.ecsv \
+	  --standards $(DEMO_DIR)/night/truth/standards.ecsv
 
 test: $(STAMP)
 	$(PY) -m pytest -q

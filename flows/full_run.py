@@ -20,9 +20,10 @@ from flows.catalogs import run_catalogs_stage
 from flows.inventory import run_inventory_stage
 from flows.isochrone_fit import IsochroneFitParams, run_isochrone_fit_stage
 from flows.membership import run_membership_stage
+from flows.photcal import PhotcalParams, run_photcal_stage
+from flows.photometry import run_photometry_stage
 from flows.plan import run_plan_stage
 from flows.register import (
-    RegisterParams,
     run_mosaic_stage,
     run_register_stage,
     run_solve_stage,
@@ -35,7 +36,7 @@ from tgpcore.calibration.plan import CalibrationPlan, format_plan
 from tgpcore.inventory import Inventory
 
 
-class FullRunParams(RegisterParams):
+class FullRunParams(PhotcalParams):
     """Parameters of a full run (shown as a typed form in the Prefect UI)."""
 
     plan_only: bool = Field(False, description="Stop after the calibration plan")
@@ -69,8 +70,8 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
                               "timings": timings}
     inv: Inventory | None = None
     plan: CalibrationPlan | None = None
-    cal = reg = sol = None
-    image_stages = ("calibrate", "register", "solve", "mosaic")
+    cal = reg = sol = phot = None
+    image_stages = ("calibrate", "register", "solve", "mosaic", "photometry", "photcal")
     catalog_stages = ("catalogs", "membership", "isochrone_fit")
     try:
         for name in stages:
@@ -86,12 +87,15 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
             if cal is None and name in image_stages:
                 cal = run_calibrate_stage(session, params, inv, plan)
                 result["calibration"] = cal.to_dict()
-            if reg is None and name in ("register", "solve", "mosaic"):
+            if reg is None and name in image_stages[1:]:
                 reg = run_register_stage(session, params, cal, inv)
                 result["registration"] = reg.to_dict()
-            if sol is None and name in ("solve", "mosaic"):
+            if sol is None and name in image_stages[2:]:
                 sol = run_solve_stage(session, params, reg)
                 result["solve"] = sol.to_dict()
+            if phot is None and name in ("photometry", "photcal"):
+                phot = run_photometry_stage(session, params, reg, sol, inv)
+                result["photometry"] = phot.to_dict()
             blocked = [d for d in DEPENDS.get(name, ()) if d in result["failed"]]
             if blocked:
                 message = f"stage '{name}' skipped: it needs '{blocked[0]}', which failed"
@@ -118,8 +122,11 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
                         cat["footprint"]["radius_deg"]))
                     for cluster, cat in result["catalogs"].items()}
             if name in result["failed"] or name in ("calibrate", "register", "solve",
-                                                    "catalogs", "membership"):
+                                                    "photometry", "catalogs", "membership"):
                 pass  # failed and recorded, or run above as a prerequisite
+            elif name == "photcal":
+                result["photcal"] = run_photcal_stage(session, params, phot, cal, inv,
+                                                      sol).to_dict()
             elif name == "mosaic":
                 result["mosaic"] = run_mosaic_stage(session, params, reg, sol).to_dict()
             elif name == "isochrone_fit":
@@ -212,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--gaia-release", choices=["dr3", "dr2"], default="dr3")
     ap.add_argument("--reference-catalog", help="reference catalogue (ra, dec) for plate "
                                                 "solving; default: the --gaia-file")
+    ap.add_argument("--standards", help="standard-star catalogue (Landolt nlandolt.dat, or an "
+                                        "ECSV/CSV table with name, ra, dec, V, B-V, U-B)")
+    ap.add_argument("--photometric-reference", help="reference catalogue of the cluster fields "
+                                                    "for photometric calibration without "
+                                                    "standards")
     ap.add_argument("--runner", choices=["dask", "threads"], default="dask",
                     help="task runner (default: a local Dask cluster)")
     ap.add_argument("--dask-address", help="use an existing Dask scheduler, tcp://host:8786")
@@ -225,7 +237,8 @@ def params_from_args(args: argparse.Namespace) -> FullRunParams:
         data=args.data, out=args.out, profile=args.profile, grouping=args.grouping,
         plan_rules=args.plan_rules, plan_only=args.plan_only, from_stage=args.from_stage,
         gaia_file=args.gaia_file, gaia_release=args.gaia_release,
-        reference_catalog=args.reference_catalog,
+        reference_catalog=args.reference_catalog, standards_catalog=args.standards,
+        photometric_reference=args.photometric_reference,
         to_stage=args.to_stage,
         runner=RunnerSettings(kind=args.runner, dask_address=args.dask_address,
                               n_workers=args.workers))
@@ -267,6 +280,20 @@ def print_outcome(result: dict[str, Any], plan_only: bool) -> None:
     if "mosaic" in result:
         for mid, m in result["mosaic"]["mosaics"].items():
             print(f"  mosaic {mid}: {m.get('path')}")
+    if "photometry" in result:
+        ph = result["photometry"]
+        print(f"photometry: {len(ph['stacks'])} stacks measured, {len(ph['failed'])} failed")
+        for sid, reason in ph["failed"].items():
+            print(f"  photometry failed for {sid}: {reason}")
+    if "photcal" in result:
+        pc = result["photcal"]
+        for key, s in pc["solutions"].items():
+            print(f"  photometric solution {key}: " + ", ".join(
+                f"{k}={s[k]:.4f}" for k in ("zp", "k", "c") if isinstance(s.get(k), float)))
+        for key, reason in pc["failed"].items():
+            print(f"  photometric calibration failed for {key}: {reason}")
+        for cluster, c in pc["catalogues"].items():
+            print(f"  calibrated catalogue {cluster}: {c.get('ecsv')}")
     for cluster, m in result.get("membership", {}).items():
         print(f"membership {cluster}: {m['message']}")
         print(f"  members: {m['members']}; summary: {m['summary_path']}")

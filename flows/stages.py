@@ -24,8 +24,8 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "membership": ("catalogs",),
     "isochrone_fit": ("membership",),
 }
-BUILT = {"inventory", "plan", "calibrate", "register", "solve", "mosaic", "catalogs",
-         "membership", "isochrone_fit"}
+BUILT = {"inventory", "plan", "calibrate", "register", "solve", "mosaic", "photometry",
+         "photcal", "catalogs", "membership", "isochrone_fit"}
 
 
 def stage_range(from_stage: str | None, to_stage: str | None) -> list[str]:
