@@ -28,6 +28,7 @@ from flows.register import (
     run_register_stage,
     run_solve_stage,
 )
+from flows.report import run_report_stage
 from flows.runners import RunnerSettings, make_task_runner, shared_cluster
 from flows.session import open_session
 from flows.settings import default_out_root
@@ -127,6 +128,13 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
             elif name == "photcal":
                 result["photcal"] = run_photcal_stage(session, params, phot, cal, inv,
                                                       sol).to_dict()
+            elif name == "report":
+                # the report describes the run so far; a broken report never fails the night
+                try:
+                    result["report"] = run_report_stage(session, result)["path"]
+                except Exception as exc:  # noqa: BLE001 - recorded by the stage itself
+                    result["failed"]["report"] = f"{type(exc).__name__}: {exc}"
+                    logger.error("report failed: %s", exc)
             elif name == "mosaic":
                 result["mosaic"] = run_mosaic_stage(session, params, reg, sol).to_dict()
             elif name == "isochrone_fit":
@@ -146,9 +154,9 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
         session.db.finish_run(session.run_id, "failed", message=f"{type(exc).__name__}: {exc}")
         raise
     status = "partial" if result["not_built"] or result["failed"] else "succeeded"
-    session.db.finish_run(session.run_id, status,
-                          message=("not built yet: " + ", ".join(result["not_built"]))
-                          if result["not_built"] else None)
+    notes = ([f"not built yet: {', '.join(result['not_built'])}"] if result["not_built"] else []) \
+        + ([f"failed: {', '.join(result['failed'])}"] if result["failed"] else [])
+    session.db.finish_run(session.run_id, status, message="; ".join(notes) or None)
     result["status"] = status
     create_markdown_artifact(
         "# tgp run " + session.run_id + "\n\n| stage | status | seconds |\n|---|---|---|\n"
@@ -313,8 +321,8 @@ def print_outcome(result: dict[str, Any], plan_only: bool) -> None:
     print(f"products: {result['run_dir']}")
     print(f"run database: {result['db_url']}")
     if not plan_only:
-        if "report" in result["timings"] and "report" not in result["not_built"]:
-            print(f"report: {result['run_dir']}/report.html")
+        if result.get("report"):
+            print(f"report: {result['report']}")
         else:
             print("report: none (the 'report' stage is not built yet or was not run)")
 

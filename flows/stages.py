@@ -25,7 +25,7 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "isochrone_fit": ("membership",),
 }
 BUILT = {"inventory", "plan", "calibrate", "register", "solve", "mosaic", "photometry",
-         "photcal", "catalogs", "membership", "isochrone_fit"}
+         "photcal", "catalogs", "membership", "isochrone_fit", "report"}
 
 
 def stage_range(from_stage: str | None, to_stage: str | None) -> list[str]:

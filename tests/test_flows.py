@@ -67,7 +67,8 @@ def test_full_run_records_run_plan_and_unbuilt_stages(tmp_path, sqlite_env):
     refused = [e for _, e in entries if e.status == "refused"]
     assert len(refused) == 3 and all("no flat matching B" in e.reason for e in refused)
     run_row = db.get_run(result["run_id"])
-    assert run_row.status == "partial" and "not built yet" in run_row.message
+    assert run_row.status == "partial" and "failed: catalogs, membership" in run_row.message
+    assert Path(result["report"]).name == "report.html" and Path(result["report"]).is_file()
     assert Path(result["run_dir"]).is_dir()
 
 
