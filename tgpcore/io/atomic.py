@@ -7,10 +7,37 @@ either the old file (or nothing) is there, or the complete new one is.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+# Errors that mean the file system has no room (or no quota) left for the product.
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """No space (or quota) left while writing a product; nothing was left at its path.
+
+    An :class:`OSError` with the original ``errno``, so callers that handle ``OSError`` still
+    do; the message names the product and the space left on its file system.
+    """
+
+
+def _free_space(folder: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(folder).free / 1e6:.1f} MB free"
+    except OSError:
+        return "free space unknown"
+
+
+def _disk_full(exc: OSError, final: Path) -> DiskFullError:
+    what = "disk quota exceeded" if exc.errno == errno.EDQUOT else "disk full"
+    return DiskFullError(exc.errno, f"{what} while writing {final} ({_free_space(final.parent)}"
+                                    f" in {final.parent}); no partial file was left: "
+                                    f"{exc.strerror or exc}")
 
 
 @contextlib.contextmanager
@@ -18,7 +45,8 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
     """Yield a temporary path beside ``final``; rename it onto ``final`` on success.
 
     The temporary file lives in the same directory, so the rename is atomic on POSIX.
-    On any exception the temporary file is removed and the exception propagates.
+    On any exception the temporary file is removed and the exception propagates; a full disk
+    (``ENOSPC``, ``EDQUOT``) is raised as :class:`DiskFullError` naming the product.
 
     Parameters
     ----------
@@ -45,6 +73,12 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, final)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        if exc.errno in NO_SPACE_ERRNOS and not isinstance(exc, DiskFullError):
+            raise _disk_full(exc, final) from exc
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

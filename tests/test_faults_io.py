@@ -1,0 +1,99 @@
+"""Faults at the edges: a full disk while a product is written, and path parameters that try
+to write outside the output root."""
+
+from __future__ import annotations
+
+import errno
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.io import fits
+from astropy.nddata import CCDData, StdDevUncertainty
+
+from flows.full_run import FullRunParams
+from flows.guard import check_inside
+from flows.service import guarded
+from tgpcore.io.atomic import DiskFullError, atomic_write_bytes
+from tgpcore.io.fits import read_ccd, write_ccd
+
+
+def _ccd(value: float) -> CCDData:
+    data = np.full((64, 64), value, np.float32)
+    return CCDData(data, unit=u.electron, uncertainty=StdDevUncertainty(np.ones_like(data)),
+                   mask=np.zeros(data.shape, bool))
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".part" in p.name)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_disk_full_while_writing_a_fits_product(tmp_path, monkeypatch, code):
+    final = tmp_path / "calibrated" / "sim_0001.fits"
+    write_ccd(_ccd(1.0), final)  # the product of an earlier run, to be replaced
+    before = final.read_bytes()
+    real_writeto = fits.HDUList.writeto
+
+    def filling_up(self, name, *args, **kwargs):
+        """Write the first half of the file, then fail as a full disk does."""
+        buf = io.BytesIO()
+        real_writeto(self, buf)
+        with open(name, "wb") as fh:
+            fh.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+        raise OSError(code, "No space left on device")
+
+    monkeypatch.setattr(fits.HDUList, "writeto", filling_up)
+    with pytest.raises(DiskFullError) as info:
+        write_ccd(_ccd(2.0), final)
+    message = str(info.value)
+    assert info.value.errno == code and isinstance(info.value, OSError)
+    assert f"while writing {final}" in message and "MB free" in message
+    assert "no partial file was left" in message
+    assert ("quota" in message) == (code == errno.EDQUOT)
+    monkeypatch.undo()
+    # the old product is untouched and whole; no temporary file is left behind
+    assert final.read_bytes() == before
+    assert float(read_ccd(final).data.mean()) == 1.0
+    assert _leftovers(final.parent) == []
+
+
+def test_disk_full_on_a_new_product_leaves_nothing(tmp_path, monkeypatch):
+    final = tmp_path / "report.html"
+
+    def filling_up(self, data):
+        Path.write_text(self, "<html>half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", filling_up)
+    with pytest.raises(DiskFullError, match=r"disk full while writing .*report\.html"):
+        atomic_write_bytes(final, b"<html>whole</html>")
+    assert not final.exists() and _leftovers(tmp_path) == []
+
+
+def test_other_write_errors_are_not_called_disk_full(tmp_path, monkeypatch):
+    def denied(self, data):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(Path, "write_bytes", denied)
+    with pytest.raises(PermissionError) as info:
+        atomic_write_bytes(tmp_path / "x.bin", b"x")
+    assert not isinstance(info.value, DiskFullError)
+    assert _leftovers(tmp_path) == []
+
+
+def test_ui_path_parameters_stay_inside_the_output_root(tmp_path, monkeypatch):
+    root = tmp_path / "out"
+    root.mkdir()
+    (root / "escape").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    monkeypatch.setenv("TGP_OUT_ROOT", str(root))
+    ok = guarded(FullRunParams(data="/data/night", out=str(root / "sub")))
+    assert ok.out == str(root / "sub")
+    assert guarded(FullRunParams(data="/data/night", out=str(root))).out == str(root)
+    for bad in ("/etc", str(root / ".." / "x"), str(root / "escape" / "x"), str(tmp_path),
+                str(root) + "-sibling", "relative/out"):
+        with pytest.raises(ValueError, match="outside the output root"):
+            guarded(FullRunParams(data="/data/night", out=bad))
+    assert check_inside(root / "a" / ".." / "b", root) == root / "b"
