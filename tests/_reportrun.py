@@ -104,7 +104,13 @@ def make_fake_run(db: RunDB, out_root: Path, run_id: str = "20260101T000000-abcd
         ev = db.stage_started(run_id, stage)
         db.stage_finished(ev, status, {"n": 1}, message=message)
     db.stage_not_built(run_id, "photometry", "stage 'photometry' is not built yet: no products")
-    db.stage_not_built(run_id, "photcal", "stage 'photcal' is not built yet: no products")
+    ev = db.stage_started(run_id, "photcal")
+    db.stage_finished(ev, "succeeded", {"solutions": 1})
+    sol = {"filter": "V", "colour": "B-V", "zp": 22.314, "k": 0.153, "c": -0.021,
+           "zp_err": 0.012, "k_err": 0.008, "c_err": 0.006, "rms": 0.021, "chi2_red": 1.1,
+           "n_used": 17, "n_rejected": 1, "method": "standard stars (test)"}
+    db.record_product(run_id, "photcal_solution", "k-photcal-V", None, None, {}, sol, "0.1.0")
+    _figure(run_dir / "plots" / "photcal_20260101.png", "residuals")
 
     master = run_dir / "masters" / "bias.fits"
     _fits(master, (40, 50), 1)
@@ -132,4 +138,4 @@ def make_fake_run(db: RunDB, out_root: Path, run_id: str = "20260101T000000-abcd
     _figure(fit / "cmd.png", "CMD with isochrone")
     _figure(fit / "colour_colour.png", "colour-colour")
     _figure(run_dir / "plots" / "extra.png", "an extra figure")
-    return FakeRun(run_id=run_id, run_dir=run_dir, db=db, images=4, pngs=5)
+    return FakeRun(run_id=run_id, run_dir=run_dir, db=db, images=4, pngs=6)

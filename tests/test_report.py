@@ -65,7 +65,7 @@ def test_report_has_everything_the_run_produced(rundb: RunDB, tmp_path):
     assert "IMAGETYP &#x27;focus&#x27; is not a known frame type" in html
     assert "812.5" in html and "401.5" in html and "0.0123" in html
     assert "ValueError: no overlap between p0 and p1" in html
-    assert any(a.startswith("Not built yet: photometry; photcal") for a in report.alerts)
+    assert "Not built yet: photometry." in report.alerts
     assert any(a.startswith("Failed: mosaic (ValueError") for a in report.alerts)
     assert any(a.startswith("Not run: membership; isochrone_fit; report") for a in report.alerts)
     # fitted parameters with their uncertainties, membership centroid with errors
@@ -77,9 +77,14 @@ def test_report_has_everything_the_run_produced(rundb: RunDB, tmp_path):
     mem = next(s for s in report.sections if s.key == "membership:NGC1")
     assert ["pmra_masyr", -10.97, 0.021, "mas/yr", "Gaussian mixture (test)"] in mem.tables[0].rows
     assert [f.title for f in mem.figures] == ["members pm", "members radial"]
-    # sections of stages that did not run say so
+    # the photometric solution with its errors, and its residual plot
     photcal = next(s for s in report.sections if s.key == "photcal")
-    assert photcal.stage_status == "not_built" and "not built yet" in photcal.notes[0]
+    assert photcal.tables[0].rows == [["V", "B-V", 22.314, 0.012, 0.153, 0.008, -0.021, 0.006,
+                                       0.021, 17, 1, "standard stars (test)"]]
+    assert [f.title for f in photcal.figures] == ["photcal 20260101"]
+    # sections of stages that did not run say so
+    phot = next(s for s in report.sections if s.key == "photometry")
+    assert phot.stage_status == "not_built" and "not built yet" in phot.notes[0]
     # the database password is not shown
     assert "hunter2" not in html and safe_db_label(
         "postgresql+psycopg://tgp:hunter2@db:5432/tgp") in html

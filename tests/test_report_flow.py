@@ -28,9 +28,9 @@ def test_rebuild_from_run_folder_cli(tmp_path, capsys, sqlite_env):
     assert tgp_main(["report", "--run-dir", str(run.run_dir)]) == 0
     out = capsys.readouterr().out
     html = (run.run_dir / "report.html").read_text()
-    assert f"report: {run.run_dir / 'report.html'}" in out and "9 images" in out
-    assert "Not built yet: photometry; photcal." in out
-    assert html.count("<img ") == 9 and "alignment: too few stars matched" in html
+    assert f"report: {run.run_dir / 'report.html'}" in out and "10 images" in out
+    assert "Not built yet: photometry." in out
+    assert html.count("<img ") == 10 and "alignment: too few stars matched" in html
     # a folder with no database beside it: files only, said plainly
     lone = tmp_path / "elsewhere" / run.run_id
     lone.mkdir(parents=True)
@@ -68,13 +68,13 @@ def test_report_stage_in_a_run_records_event_product_and_artifact(tmp_path, sqli
         with pytest.raises(ValueError, match="outside the output root"):
             report_flow(ReportParams(run_dir=str(tmp_path), out_root=str(tmp_path / "out")))
     assert out["status"] == "ok" and Path(out["path"]) == run.run_dir / "report.html"
-    assert out["n_figures"] == 9 and out["size_bytes"] == Path(out["path"]).stat().st_size
+    assert out["n_figures"] == 10 and out["size_bytes"] == Path(out["path"]).stat().st_size
     # membership has no event of its own here: the run's outcome says it failed
     assert "Failed: mosaic (ValueError: no overlap between p0 and p1); membership (catalogs "\
            "failed)." in out["alerts"]
     events = [e for e in db.stage_events(run.run_id) if e.stage == "report"]
     assert [e.status for e in events] == ["succeeded"]
-    assert events[0].counters["images"] == 9
+    assert events[0].counters["images"] == 10
     (product,) = db.products(run.run_id, kind="report")
     assert product.path == out["path"] and db.verify_product(product)
-    assert db.qc(run.run_id, product_id=product.id)["report_images"] == 9
+    assert db.qc(run.run_id, product_id=product.id)["report_images"] == 10

@@ -32,7 +32,12 @@ SECTION_STAGES = {
 }
 # Product kinds with a section of their own (others go to "Other products").
 KNOWN_KINDS = ("master_bias", "master_dark", "master_flat", "calibrated", "stack",
-               "solved_stack", "mosaic", "gaia_catalog", "members", "isochrone_fit", "report")
+               "solved_stack", "mosaic", "stack_catalog", "instrumental_catalog",
+               "photcal_solution", "calibrated_catalog", "gaia_catalog", "members",
+               "isochrone_fit", "report")
+# Columns of a photometric solution (``m_std - m_inst = zp - k X + c colour``), by product
+# parameter name, with their errors.
+SOLUTION_TERMS = (("zp", "zp_err"), ("k", "k_err"), ("c", "c_err"))
 PARAMETER_LABELS = {"log_age": "log age", "dm": "(m-M)0", "ebv": "E(B-V)", "mh": "[M/H]"}
 MAX_OTHER_FIGURES = 40
 MAX_THUMBNAILS = 60
@@ -175,11 +180,14 @@ class _Gatherer:
 
     def _figures_in(self, folder: Path, order: Sequence[str] = ()) -> list[Figure]:
         """Every PNG of a folder (those named in ``order`` first), embedded once."""
-        pngs = sorted(folder.glob("*.png"),
-                      key=lambda p: (order.index(p.stem) if p.stem in order else len(order),
-                                     p.name))
+        return self._figure_list(sorted(
+            folder.glob("*.png"),
+            key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.name)))
+
+    def _figure_list(self, paths: Sequence[Path]) -> list[Figure]:
+        """Figures of these PNG files, leaving out any already embedded or not PNG."""
         figures = []
-        for path in pngs:
+        for path in paths:
             content = _png(path)
             if content is None or path.resolve() in self.embedded:
                 continue
@@ -338,15 +346,17 @@ class _Gatherer:
             sec.notes.append("No plate solution was recorded.")
         return sec
 
-    def json_section(self, key: str, title: str, folder: str) -> Section:
-        """A section for a stage whose products are JSON summaries and figures in a folder
-        (photometry, photometric calibration): every JSON flattened into a table."""
+    def json_section(self, key: str, title: str, folder: str,
+                     kinds: Sequence[str] = ()) -> Section:
+        """A section for a stage whose products are catalogues, JSON summaries and figures:
+        the QC of its product ``kinds``, every JSON in ``<run_dir>/<folder>`` flattened into
+        a table, and the figures there."""
         sec = self._section(key, title)
         root = self.run_dir / folder
-        table = self.product_qc_table(
-            [p.kind for p in self.products if p.kind.startswith(folder)])
-        if table is not None:
-            sec.tables.append(table)
+        for kind in kinds:
+            table = self.product_qc_table((kind,), title=kind.replace("_", " "))
+            if table is not None:
+                sec.tables.append(table)
         if root.is_dir():
             for path in sorted(root.rglob("*.json")):
                 data = _read_json(path)
@@ -361,7 +371,30 @@ class _Gatherer:
         if note:
             sec.notes.insert(0, note)
         elif sec.empty:
-            sec.notes.append(f"No {title.lower()} products were found in {folder}/.")
+            sec.notes.append(f"No {title.lower()} products were found.")
+        return sec
+
+    def photcal_section(self) -> Section:
+        """The photometric solution: zero point, extinction and colour term per filter with
+        their errors (``photcal_solution`` products), calibrated catalogues, residual plots."""
+        sec = self.json_section("photcal", "Photometric solution", "photcal",
+                                ("calibrated_catalog",))
+        rows = []
+        for p in self._products(("photcal_solution",)):
+            s = p.params or {}
+            row = [s.get("filter"), s.get("colour")]
+            for term, err in SOLUTION_TERMS:
+                row += [s.get(term), s.get(err)]
+            row += [s.get("rms"), s.get("n_used"), s.get("n_rejected"), s.get("method")]
+            rows.append(row)
+        if rows:
+            sec.tables.insert(0, Table(
+                title="Solutions: m_std − m_inst = ZP − k·X + c·colour",
+                columns=["filter", "colour", "ZP", "ZP err", "k", "k err", "c", "c err",
+                         "rms", "standards used", "rejected", "method"], rows=rows))
+            if sec.notes and sec.notes[-1].startswith("No "):
+                sec.notes.pop()
+        sec.figures += self._figure_list(sorted((self.run_dir / "plots").glob("photcal*.png")))
         return sec
 
     def membership_sections(self) -> list[Section]:
@@ -570,8 +603,9 @@ def gather_report(run_dir: str | Path, db: RunDB | None, run_id: str | None = No
         g.image_section("stacks", "Stacks", ("stack",), "stacks"),
         g.solve_section(),
         g.image_section("mosaics", "Mosaics", ("mosaic",), "mosaics"),
-        g.json_section("photometry", "Photometry", "photometry"),
-        g.json_section("photcal", "Photometric solution", "photcal"),
+        g.json_section("photometry", "Photometry", "photometry",
+                       ("stack_catalog", "instrumental_catalog")),
+        g.photcal_section(),
         *g.membership_sections(), *g.fit_sections(), g.products_section(),
     ]
     other = g.other_figures_section()
