@@ -8,6 +8,7 @@ and every process is stopped at the end, also on failure.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import uuid
@@ -165,11 +166,13 @@ def test_deployments_on_prefect_server_and_worker(pg_databases, tmp_path):
             assert api.wait(bad, 600, (server, worker))["state"]["type"] == "FAILED"
             assert "outside the output root" in api.logs(bad, "outside the output root")
             assert not outside.exists()
-            plan = api.run("tgp-service-full-run/full-run", {"params": {
-                "data": str(night / "raw"), "out": str(out), "to_stage": "plan",
-                "runner": {"kind": "threads"}}})
-            assert api.wait(plan, 600, (server, worker))["state"]["type"] == "COMPLETED", \
-                api.logs(plan)
+            # the command deployments/RUNNING.md gives
+            watched = _cli(["deployment", "run", "tgp-service-full-run/full-run", "--watch",
+                            "--watch-timeout", "600", "--params", json.dumps({"params": {
+                                "data": str(night / "raw"), "out": str(out),
+                                "to_stage": "plan", "runner": {"kind": "threads"}}})],
+                           client_env, log, timeout=700)
+            assert "Completed" in watched, watched
         assert worker.stop() is not None
 
         # the run database: one night, done once, by one run with the night's products
@@ -206,6 +209,10 @@ def test_deployments_on_prefect_server_and_worker(pg_databases, tmp_path):
             assert len(list((run_dir / "stacks").glob("*.fits"))) == 9
             assert len(list((run_dir / "mosaics").glob("*.fits"))) == 6
             assert (run_dir / "membership").is_dir()
+            # the night's report, recorded as the run's last product
+            (report,) = db.products(night_run.id, kind="report")
+            assert report.path == str(run_dir / "report.html") and db.verify_product(report)
+            assert events["report"] == "succeeded"
             assert not list(out.rglob("*.part*"))  # no half-written file anywhere
         finally:
             engine.dispose()
