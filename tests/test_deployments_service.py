@@ -166,7 +166,7 @@ def test_deployments_on_prefect_server_and_worker(pg_databases, tmp_path):
             assert api.wait(bad, 600, (server, worker))["state"]["type"] == "FAILED"
             assert "outside the output root" in api.logs(bad, "outside the output root")
             assert not outside.exists()
-            # the command deployments/RUNNING.md gives
+            # the command README.md ("Running as a service") gives
             watched = _cli(["deployment", "run", "tgp-service-full-run/full-run", "--watch",
                             "--watch-timeout", "600", "--params", json.dumps({"params": {
                                 "data": str(night / "raw"), "out": str(out),
