@@ -22,14 +22,14 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from pydantic import BaseModel, Field
 
-from flows.guard import check_inside
+from flows.guard import check_inside, configured_out_root
 from flows.session import RunSession, recorded_stage
 from flows.stages import STAGES
 from tasks.report import build_report, build_report_task
 from tgpcore import __version__
 from tgpcore.io.checksum import product_key
-from tgpcore.rundb.engine import DEFAULT_DB_NAME, ENV_VAR
-from tgpcore.settings import default_out_root
+from tgpcore.rundb.engine import DEFAULT_DB_NAME, ENV_VAR, open_db
+from tgpcore.rundb.repository import RunDB
 
 REPORT_PARAMS_VERSION = 1
 
@@ -37,9 +37,8 @@ REPORT_PARAMS_VERSION = 1
 class ReportParams(BaseModel):
     """Parameters of the report flow (a typed form in the Prefect UI)."""
 
-    run_dir: str = Field(..., description="The run's folder, <out>/<run-id>")
-    out_root: str = Field(default_factory=default_out_root,
-                          description="Output root that run_dir must lie in")
+    run_dir: str = Field(..., description="The run's folder, <out>/<run-id>, inside the "
+                                          "configured output root (TGP_OUT_ROOT)")
 
 
 def _outcome(result: dict[str, Any]) -> dict[str, Any]:
@@ -59,6 +58,25 @@ def _artifacts(out: dict[str, Any], run_id: str) -> None:
     lines += [f"- **{a}**" for a in out["alerts"]]
     create_markdown_artifact("\n".join(lines), key="night-report-summary",
                              description="Night report")
+
+
+def record_report(db: RunDB, run_id: str, out: dict[str, Any]) -> str:
+    """Record (or, for a rebuilt report, update) a run's report product and its QC.
+
+    Returns
+    -------
+    str
+        The product key (one report per run).
+    """
+    inputs = {"run_id": run_id}
+    params_rec = {"version": REPORT_PARAMS_VERSION}
+    pkey = product_key("report", inputs, params_rec, __version__)
+    pid = db.record_product(run_id, "report", pkey, out["path"], out["checksum"], inputs,
+                            params_rec, __version__)
+    db.add_qc(run_id, {"report_size_mb": out["size_bytes"] / 1e6,
+                       "report_images": out["n_figures"]},
+              product_id=pid, units={"report_size_mb": "MB"})
+    return pkey
 
 
 def run_report_stage(session: RunSession, result: dict[str, Any]) -> dict[str, Any]:
@@ -90,14 +108,7 @@ def run_report_stage(session: RunSession, result: dict[str, Any]) -> dict[str, A
     with recorded_stage(session, "report") as counters:
         out = build_report_task(str(session.run_dir), session.db_url, session.run_id,
                                 [list(s) for s in STAGES], _outcome(result), "report")
-        inputs = {"run_id": session.run_id}
-        params_rec = {"version": REPORT_PARAMS_VERSION}
-        pkey = product_key("report", inputs, params_rec, __version__)
-        pid = session.db.record_product(session.run_id, "report", pkey, out["path"],
-                                        out["checksum"], inputs, params_rec, __version__)
-        session.db.add_qc(session.run_id, {"report_size_mb": out["size_bytes"] / 1e6,
-                                           "report_images": out["n_figures"]},
-                          product_id=pid, units={"report_size_mb": "MB"})
+        pkey = record_report(session.db, session.run_id, out)
         counters.update({"images": out["n_figures"], "sections": len(out["sections"]),
                          "size_bytes": out["size_bytes"]})
         counters["_message"] = f"report: {out['path']}"
@@ -147,15 +158,33 @@ def rebuild_report(run_dir: str | Path, output: str | Path | None = None) -> dic
     out = build_report(str(run_dir), url, run_dir.name, [list(s) for s in STAGES],
                        path=str(output) if output else None)
     out["db_url"] = url
+    out["recorded"] = _record_rebuilt(url, run_dir.name, out) if output is None else False
     return out
+
+
+def _record_rebuilt(url: str | None, run_id: str, out: dict[str, Any]) -> bool:
+    """Update the report product of a run in the database after a rebuild (if it is there)."""
+    if url is None:
+        return False
+    engine = open_db(url)
+    try:
+        db = RunDB(engine)
+        if db.get_run(run_id) is None:
+            return False
+        record_report(db, run_id, out)
+        return True
+    finally:
+        engine.dispose()
 
 
 @flow(name="tgp-report", log_prints=True)
 def report_flow(params: ReportParams) -> dict[str, Any]:
-    """Rebuild the report of a finished run (its folder must be inside ``out_root``)."""
-    run_dir = check_inside(params.run_dir, params.out_root)
-    out = build_report_task(str(run_dir), run_dir_database(run_dir), run_dir.name,
-                            [list(s) for s in STAGES])
+    """Rebuild the report of a finished run (its folder must be inside the configured output
+    root: the form cannot make it write elsewhere)."""
+    run_dir = check_inside(params.run_dir, configured_out_root())
+    url = run_dir_database(run_dir)
+    out = build_report_task(str(run_dir), url, run_dir.name, [list(s) for s in STAGES])
+    out["recorded"] = _record_rebuilt(url, run_dir.name, out)
     _artifacts(out, run_dir.name)
     return out
 

@@ -143,6 +143,8 @@ def test_prefect_server_worker_and_dask(compose, deployments):
     for folder in ("tgpcore", "flows", "tasks", "deployments"):
         assert re.search(rf"^COPY {folder} \./{folder}$", dockerfile, re.M), folder
     assert "-c constraints.txt" in dockerfile
+    if "<(" in dockerfile:  # process substitution needs bash; RUN's default shell is sh
+        assert re.search(r'^SHELL \["/bin/bash"', dockerfile, re.M)
     # Dask: the address the code is given is the scheduler the compose file starts
     scheduler = _words(services["dask-scheduler"]["command"])
     address = _env(services["worker"])["TGP_DASK_ADDRESS"]

@@ -31,6 +31,8 @@ def test_rebuild_from_run_folder_cli(tmp_path, capsys, sqlite_env):
     assert f"report: {run.run_dir / 'report.html'}" in out and "10 images" in out
     assert "Not built yet: photometry." in out
     assert html.count("<img ") == 10 and "alignment: too few stars matched" in html
+    (product,) = db.products(run.run_id, kind="report")  # recorded with its checksum
+    assert db.verify_product(product)
     # a folder with no database beside it: files only, said plainly
     lone = tmp_path / "elsewhere" / run.run_id
     lone.mkdir(parents=True)
@@ -52,7 +54,8 @@ def test_report_paths_stay_inside_the_output_root(tmp_path):
 
 
 @pytest.mark.slow
-def test_report_stage_in_a_run_records_event_product_and_artifact(tmp_path, sqlite_env):
+def test_report_stage_in_a_run_records_event_product_and_artifact(tmp_path, sqlite_env,
+                                                                  monkeypatch):
     db, url = run_database(tmp_path / "out")
     run = make_fake_run(db, tmp_path / "out")
     session = RunSession(run_id=run.run_id, db=db, db_url=url, out_root=tmp_path / "out")
@@ -65,10 +68,14 @@ def test_report_stage_in_a_run_records_event_product_and_artifact(tmp_path, sqli
 
     with prefect_test_harness(server_startup_timeout=180):
         out = one_stage()
-        with pytest.raises(ValueError, match="outside the output root"):
-            report_flow(ReportParams(run_dir=str(tmp_path), out_root=str(tmp_path / "out")))
+        first_size = Path(out["path"]).stat().st_size
+        with monkeypatch.context() as m:
+            m.setenv("TGP_OUT_ROOT", str(tmp_path / "out"))
+            with pytest.raises(ValueError, match="outside the output root"):
+                report_flow(ReportParams(run_dir=str(tmp_path)))
+            rebuilt = report_flow(ReportParams(run_dir=str(run.run_dir)))
     assert out["status"] == "ok" and Path(out["path"]) == run.run_dir / "report.html"
-    assert out["n_figures"] == 10 and out["size_bytes"] == Path(out["path"]).stat().st_size
+    assert out["n_figures"] == 10 and out["size_bytes"] == first_size
     # membership has no event of its own here: the run's outcome says it failed
     assert "Failed: mosaic (ValueError: no overlap between p0 and p1); membership (catalogs "\
            "failed)." in out["alerts"]
@@ -78,3 +85,6 @@ def test_report_stage_in_a_run_records_event_product_and_artifact(tmp_path, sqli
     (product,) = db.products(run.run_id, kind="report")
     assert product.path == out["path"] and db.verify_product(product)
     assert db.qc(run.run_id, product_id=product.id)["report_images"] == 10
+    # rebuilt from the folder and the database: now the report stage itself succeeded
+    assert rebuilt["path"] == out["path"] and rebuilt["n_figures"] == 10 and rebuilt["recorded"]
+    assert not any("report" in a for a in rebuilt["alerts"])
