@@ -214,7 +214,8 @@ def test_astrometry_key_is_nowhere_in_logs_database_or_products(night, api_url, 
     monkeypatch.delenv("TGP_DATABASE_URL", raising=False)
     out = tmp_path / "out"
     threads = RunnerSettings(kind="threads", n_workers=2)
-    params = FullRunParams(data=str(night / "raw"), out=str(out), to_stage="mosaic",
+    # every stage, the report included (it shows parameters and messages)
+    params = FullRunParams(data=str(night / "raw"), out=str(out),
                            gaia_file=str(night / "truth" / "gaia.ecsv"), solvers=["nova"],
                            runner=threads)
     try:
