@@ -97,3 +97,23 @@ def test_ui_path_parameters_stay_inside_the_output_root(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match="outside the output root"):
             guarded(FullRunParams(data="/data/night", out=bad))
     assert check_inside(root / "a" / ".." / "b", root) == root / "b"
+
+
+def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
+    import os
+    import time
+
+    from tgpcore.io.atomic import is_temporary, remove_stale_temporaries
+
+    old = tmp_path / "run" / "stacks" / ".SA98_p0_V.x1y2.part.fits"
+    fresh = tmp_path / "run" / "stacks" / ".SA98_p0_B.a1b2.part.fits"
+    product = tmp_path / "run" / "stacks" / "SA98_p0_V.fits"
+    for p in (old, fresh, product):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+    past = time.time() - 3 * 86400
+    os.utime(old, (past, past))
+    os.utime(product, (past, past))
+    assert is_temporary(old) and not is_temporary(product)
+    assert remove_stale_temporaries(tmp_path) == [old]
+    assert fresh.exists() and product.exists() and not old.exists()

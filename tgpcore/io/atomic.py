@@ -90,3 +90,45 @@ def atomic_write_bytes(final: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(final) as tmp:
         tmp.write_bytes(data)
     return Path(final)
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a temporary file of :func:`atomic_path` (``.<stem>.*.part*``)."""
+    name = Path(path).name
+    return name.startswith(".") and ".part" in name
+
+
+def remove_stale_temporaries(root: str | os.PathLike, min_age_s: float = 86400.0) -> list[Path]:
+    """Delete temporary files that a killed writer left under ``root``.
+
+    Only files older than ``min_age_s`` go, so the temporaries of writers still at work
+    (another run on the same output root) are left alone.
+
+    Parameters
+    ----------
+    root : path-like
+        Folder to clean, recursively (e.g. the output root).
+    min_age_s : float
+        Minimum age (since last modification) of a temporary file to delete.
+
+    Returns
+    -------
+    list of Path
+        The files deleted.
+    """
+    import time
+
+    now = time.time()
+    removed = []
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(dirpath) / name
+            if not is_temporary(path):
+                continue
+            try:
+                if now - path.stat().st_mtime >= min_age_s:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:
+                continue
+    return removed
