@@ -61,6 +61,7 @@ def _image_check(exe: str, page: Path, profile: Path) -> dict:
     return json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
 
 
+@pytest.mark.slow
 def test_report_renders_in_chromium_with_every_image(tmp_path):
     exe = _chromium()
     engine = open_db(f"sqlite:///{tmp_path / 'tgp-runs.sqlite'}")
