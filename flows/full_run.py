@@ -141,7 +141,8 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
                 result["isochrone_fit"] = _fit_clusters(session, params, result)
                 if not result["isochrone_fit"]:
                     message = "isochrone fit: no cluster with members to fit"
-                    session.db.stage_not_built(session.run_id, name, message)
+                    session.db.stage_finished(session.db.stage_started(session.run_id, name),
+                                              "failed", message=message)
                     logger.warning(message)
                     result["failed"][name] = message
             elif name not in BUILT:
