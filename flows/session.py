@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tgpcore import __version__
+from tgpcore.io.atomic import remove_stale_temporaries
 from tgpcore.rundb.engine import open_db, resolve_database_url
 from tgpcore.rundb.repository import RunDB
 
@@ -50,9 +52,18 @@ class RunSession:
 
 def open_session(data_dir: str | Path, out_root: str | Path, profile: str | None,
                  params: dict[str, Any], run_id: str | None = None) -> RunSession:
-    """Open (or continue, if ``run_id`` is given) a run in the database."""
+    """Open (or continue, if ``run_id`` is given) a run in the database.
+
+    Temporary files that killed writers left under the output root more than a day ago are
+    deleted first (younger ones may belong to a run still at work).
+    """
     out_root = Path(out_root).resolve()
     out_root.mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_temporaries(out_root)
+    if stale:
+        logging.getLogger("tgp").warning(
+            "removed %d stale temporary file(s) left by killed writers under %s, e.g. %s",
+            len(stale), out_root, stale[0])
     db, url = run_database(out_root)
     run_id = run_id or new_run_id()
     db.start_run(data_dir=str(Path(data_dir).resolve()), out_dir=str(out_root / run_id),

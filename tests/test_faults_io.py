@@ -117,3 +117,25 @@ def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
     assert is_temporary(old) and not is_temporary(product)
     assert remove_stale_temporaries(tmp_path) == [old]
     assert fresh.exists() and product.exists() and not old.exists()
+
+
+def test_opening_a_run_removes_stale_temporaries(tmp_path, monkeypatch):
+    """Every run starts by clearing the day-old temporaries of killed writers under its output
+    root; a fresh one (another run at work) stays."""
+    import os
+    import time
+
+    from flows.session import open_session
+
+    monkeypatch.delenv("TGP_DATABASE_URL", raising=False)
+    out = tmp_path / "out"
+    old = out / "20260101T000000-abcdef" / "calibrated" / ".sim_0001.k3j2.part.fits"
+    fresh = out / "20260101T000000-abcdef" / "calibrated" / ".sim_0002.k3j2.part.fits"
+    for p in (old, fresh):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+    past = time.time() - 2 * 86400
+    os.utime(old, (past, past))
+    session = open_session(tmp_path / "raw", out, None, {})
+    assert session.run_dir.is_dir()
+    assert not old.exists() and fresh.exists()

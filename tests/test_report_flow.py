@@ -69,12 +69,17 @@ def test_report_stage_in_a_run_records_event_product_and_artifact(tmp_path, sqli
     with prefect_test_harness(server_startup_timeout=180):
         out = one_stage()
         first_size = Path(out["path"]).stat().st_size
+        first_html = Path(out["path"]).read_text()
         with monkeypatch.context() as m:
             m.setenv("TGP_OUT_ROOT", str(tmp_path / "out"))
             with pytest.raises(ValueError, match="outside the output root"):
                 report_flow(ReportParams(run_dir=str(tmp_path)))
             rebuilt = report_flow(ReportParams(run_dir=str(run.run_dir)))
     assert out["status"] == "ok" and Path(out["path"]) == run.run_dir / "report.html"
+    # built as the run's last stage, the report shows the status the run closes with (stages
+    # failed, so 'partial'), not the 'running' the database still holds at that moment
+    assert db.get_run(run.run_id).status == "running"
+    assert f"run {run.run_id} (partial)" in first_html and "(running)" not in first_html
     assert out["n_figures"] == 10 and out["size_bytes"] == first_size
     # membership has no event of its own here: the run's outcome says it failed
     assert "Failed: mosaic (ValueError: no overlap between p0 and p1); membership (catalogs "\

@@ -113,6 +113,16 @@ class _Gatherer:
         self.embedded: set[Path] = set()
         self.status = self._stage_statuses()
 
+    def run_status(self) -> str:
+        """The run's status. A report built as the run's own last stage sees the run still
+        'running' in the database: it shows the status the run is closing with instead."""
+        if self.run is None:
+            return "unknown"
+        if self.run.status == "running" and self.current_stage:
+            others = [st for name, (st, _) in self.status.items() if name != self.current_stage]
+            return "partial" if {"failed", "not_built"} & set(others) else "succeeded"
+        return self.run.status
+
     # stage states -----------------------------------------------------------------------
 
     def _stage_statuses(self) -> dict[str, tuple[str, str | None]]:
@@ -207,7 +217,10 @@ class _Gatherer:
                              f"({safe_db_label(self.db_url)}); this report shows the files "
                              f"of {self.run_dir} only.")
             return sec
-        rows = [["run id", r.id], ["status", r.status], ["message", r.message],
+        status = self.run_status()
+        if status != r.status:
+            status += " (closing; the report is the run's last stage)"
+        rows = [["run id", r.id], ["status", status], ["message", r.message],
                 ["raw data", r.data_dir], ["products", r.out_dir],
                 ["instrument profile", r.profile], ["software version", r.software_version],
                 ["started", r.started_at], ["finished", r.finished_at],
@@ -611,7 +624,7 @@ def gather_report(run_dir: str | Path, db: RunDB | None, run_id: str | None = No
     other = g.other_figures_section()
     if other is not None:
         sections.append(other)
-    status = g.run.status if g.run is not None else "unknown"
+    status = g.run_status()
     return Report(title=f"tgp night report — run {run_id} ({status})", run_id=run_id,
                   generated_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
                   alerts=g.alerts(), sections=sections)
