@@ -120,3 +120,17 @@ def test_nova_unreachable_server_fails_with_scrubbed_reason(monkeypatch):
     req = _request(options={"nova": {"base_delay_s": 0.01, "attempts": 2}})
     sol, _ = solve(req, steps=("nova",), timeouts={"nova": 30})
     assert not sol.ok and KEY not in sol.reason
+
+
+def test_nova_is_not_contacted_offline(monkeypatch):
+    """TGP_OFFLINE: the public service is never contacted (a local server still is)."""
+    monkeypatch.setenv("TGP_ASTROMETRY_API_KEY", KEY)
+    monkeypatch.setenv("TGP_OFFLINE", "1")
+    monkeypatch.setenv("TGP_ASTROMETRY_URL", "http://nova.astrometry.net")
+
+    def no_network(*a, **k):
+        raise AssertionError("the network was used although TGP_OFFLINE is set")
+
+    monkeypatch.setattr("socket.socket.connect", no_network)
+    sol, _ = solve(_request(), steps=("nova",), timeouts={"nova": 30})
+    assert not sol.ok and "TGP_OFFLINE" in sol.reason and "nova.astrometry.net" in sol.reason

@@ -68,6 +68,13 @@ def solve_nova(req, *, api_key: str | None = None, server: str | None = None,
     from astroquery.astrometry_net import AstrometryNet, conf
 
     base = (server or os.environ.get(URL_ENV) or conf.server).rstrip("/")
+    from urllib.parse import urlparse
+
+    from tgpcore.settings import ENV_OFFLINE, offline
+
+    host = urlparse(base if "://" in base else "http://" + base).hostname or ""
+    if offline() and host not in ("127.0.0.1", "localhost", "::1"):
+        return Solution.failed("nova", f"{ENV_OFFLINE} is set: {host} not contacted")
     ny, nx = req.shape
     settings = {"scale_units": "arcsecperpix", "scale_type": "ul",
                 "scale_lower": req.scale_arcsec * 0.95, "scale_upper": req.scale_arcsec * 1.05,
