@@ -37,10 +37,59 @@ class PhotometryConfig:
     apcorr_min_snr: float = 50.0
     bkg_box_px: int = 128
     min_stars: int = 1
+    fill_max_px: int = 4  # masked groups this small are filled before measuring (0: off)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data."""
         return asdict(self)
+
+
+def fill_small_masked(data: np.ndarray, mask: np.ndarray | None, max_px: int = 4,
+                      error: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray | None, int, np.ndarray | None]:
+    """Fill small masked groups (hot pixels, cosmic-ray hits) from their neighbours.
+
+    Each 8-connected masked group of at most ``max_px`` pixels takes the median of the
+    unmasked pixels around it (and their median uncertainty), and is unmasked. Larger groups
+    (saturated cores, bad columns) stay masked. Without this, one hot pixel anywhere in an aperture loses that pixel's flux
+    and flags the star: on the real NGC 2420 night (no darks, ~2.5 % of the pixels hot),
+    almost every aperture had one.
+
+    Returns
+    -------
+    data, mask, n_filled, error
+        A filled copy of the image, the remaining mask, the number of pixels filled and the
+        uncertainty image with the filled pixels' values.
+    """
+    if mask is None or max_px <= 0 or not mask.any():
+        return data, mask, 0, error
+    from scipy import ndimage
+
+    k8 = np.ones((3, 3), bool)
+    lab, n = ndimage.label(mask, structure=k8)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    small = (sizes <= max_px)
+    small[0] = False
+    fill = small[lab]
+    if not fill.any():
+        return data, mask, 0, error
+    out = np.array(data, float, copy=True)
+    err = None if error is None else np.array(error, float, copy=True)
+    ny, nx = mask.shape
+    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is None or not small[i]:
+            continue
+        box = (slice(max(sl[0].start - 1, 0), min(sl[0].stop + 1, ny)),
+               slice(max(sl[1].start - 1, 0), min(sl[1].stop + 1, nx)))
+        g = lab[box] == i
+        ring = ndimage.binary_dilation(g, k8) & ~mask[box]
+        if ring.any() and (err is None or np.isfinite(err[box][ring]).any()):
+            out[box][g] = np.median(out[box][ring])
+            if err is not None:
+                err[box][g] = np.nanmedian(err[box][ring])
+        else:
+            fill[box][g] = False
+    return out, mask & ~fill, int(fill.sum()), err
 
 
 def _core_masked(mask: np.ndarray | None, x: np.ndarray, y: np.ndarray, r: float
@@ -129,6 +178,12 @@ def measure_image(data: np.ndarray, error: np.ndarray | None, mask: np.ndarray |
             fwhm, n_fwhm = measure_fwhm(sub, stars, fwhm, mask)
     r_ap, r_in, r_out = cfg.r_ap_fwhm * fwhm, cfg.r_in_fwhm * fwhm, cfg.r_out_fwhm * fwhm
     x, y = refine_centroids(sub, stars["x"], stars["y"], fwhm, mask)
+    # small masked groups (hot pixels, cosmic rays) are filled for the measurement
+    core_mask = mask
+    data, mask, n_filled, err_img = fill_small_masked(data, mask, cfg.fill_max_px, err_img)
+    if n_filled:
+        sub = data - bkg.background
+        sub[mask] = 0.0
     phot = aperture_photometry_table(data, err_img, mask, x, y, r_ap, r_in, r_out)
     with np.errstate(divide="ignore", invalid="ignore"):
         real = np.asarray(phot["flux"], float) / np.asarray(phot["flux_err"], float) >= 5.0
@@ -137,6 +192,9 @@ def measure_image(data: np.ndarray, error: np.ndarray | None, mask: np.ndarray |
                            "with an aperture S/N of 5")
     fl = np.asarray(phot["flags"], np.int64)
     fl[_core_masked(mask, x, y, fwhm)] |= F.SATURATED
+    if n_filled:
+        # a filled pixel at the very peak: its value (a median of the neighbours) is too low
+        fl[_core_masked(core_mask & ~mask, x, y, 0.5 * fwhm)] |= F.NEAR_MASK
     flux_ap = np.asarray(phot["flux"], float)
     err_ap = np.asarray(phot["flux_err"], float)
     is_blend = blended(x, y, flux_ap, cfg.blend_fwhm * fwhm, cfg.blend_min_ratio)
@@ -180,6 +238,7 @@ def measure_image(data: np.ndarray, error: np.ndarray | None, mask: np.ndarray |
     summary = {"n_stars": len(table), "fwhm_px": float(fwhm), "n_fwhm_stars": n_fwhm,
                "r_ap_px": float(r_ap), "r_in_px": float(r_in), "r_out_px": float(r_out),
                "apcorr": ac.to_dict(), "psf": psf_info, "bkg_rms": bkg.median_rms,
+               "n_filled_px": n_filled,
                "n_flagged": {name: int(((fl & bit) != 0).sum())
                              for bit, name in F.FLAG_NAMES.items()}}
     return table, summary
