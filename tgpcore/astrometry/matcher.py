@@ -137,9 +137,14 @@ def solve_with_catalogue(xy: np.ndarray, shape: tuple[int, int], ra: np.ndarray,
                                kind="stable")]
     found, best_votes = None, 0
     for use_mag in ((False, True) if img_mag is not None else (False,)):
-        for k0 in range(0, len(thetas), block_trials):
+        # a small first block (cameras are mostly mounted within a fraction of a degree of
+        # a multiple of 90 deg), then blocks of ``block_trials``
+        edges = [0, min(max(block_trials // 3, 8), len(thetas))]
+        while edges[-1] < len(thetas):
+            edges.append(min(edges[-1] + block_trials, len(thetas)))
+        for k0, k1 in zip(edges[:-1], edges[1:], strict=True):
             poses = vote_poses(img, ref, radius_px + half_diag, bin_px,
-                               thetas[k0:k0 + block_trials], parities, keep=n_poses,
+                               thetas[k0:k1], parities, keep=n_poses,
                                src_mag=img_mag if use_mag else None,
                                ref_mag=ref_mag if use_mag else None,
                                per_trial=per_trial)
@@ -168,11 +173,19 @@ def solve_with_catalogue(xy: np.ndarray, shape: tuple[int, int], ra: np.ndarray,
     dec_n = np.asarray(dec, float)[near]
     if sip_degree is None:
         sip_degree = 2 if len(i) >= 40 else None
-    wcs = None
-    for _ in range(2):
+    # fit, re-match with the fit, and refit until the matched pairs stop changing (3 fits
+    # at most; usually 2)
+    wcs, fitted = None, None
+    for it in range(3):
+        pairs = set(zip(i.tolist(), j.tolist(), strict=True))
+        if pairs == fitted:
+            break
         sky = SkyCoord(ra_n[j] * u.deg, dec_n[j] * u.deg)
         wcs = fit_wcs_from_points((xy[i, 0], xy[i, 1]), sky, proj_point="center",
                                   projection="TAN", sip_degree=sip_degree)
+        fitted = pairs
+        if it == 2:
+            break
         px = np.column_stack(wcs.all_world2pix(ra_n, dec_n, 0))
         d, jj = cKDTree(px).query(xy, distance_upper_bound=max(1.0, 1.0 / scale_arcsec))
         ii = np.nonzero(np.isfinite(d))[0]
@@ -183,8 +196,6 @@ def solve_with_catalogue(xy: np.ndarray, shape: tuple[int, int], ra: np.ndarray,
         if len(i) < min_matches:
             return Solution.failed("catalogue", "fit diverged")
     sky = SkyCoord(ra_n[j] * u.deg, dec_n[j] * u.deg)
-    wcs = fit_wcs_from_points((xy[i, 0], xy[i, 1]), sky, proj_point="center",
-                              projection="TAN", sip_degree=sip_degree)
     rms = wcs_rms_arcsec(wcs, xy[i], sky)
     return Solution(ok=True, solver="catalogue", wcs=wcs, n_matched=int(len(i)),
                     rms_arcsec=rms, seconds=time.perf_counter() - t0,
