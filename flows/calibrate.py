@@ -20,7 +20,7 @@ from pydantic import Field
 from flows.inventory import run_inventory_stage
 from flows.plan import PlanParams, run_plan_stage
 from flows.runners import RunnerSettings, make_task_runner
-from flows.session import RunSession, open_session, recorded_stage
+from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
 from flows.settings import default_out_root
 from tasks.calibrate import build_master_task, calibrate_frame_task
 from tgpcore import __version__
@@ -191,13 +191,10 @@ def calibrate_flow(params: CalibrateParams, run_id: str | None = None) -> dict[s
     """Inventory, plan and calibrate a night, recording everything."""
     session = open_session(params.data, params.out, params.profile,
                            params.model_dump(mode="json"), run_id=run_id)
-    try:
+    with closing_failed_run(session):
         inv = run_inventory_stage(session, params)
         plan = run_plan_stage(session, params, inv)
         outcome = run_calibrate_stage(session, params, inv, plan)
-    except BaseException as exc:
-        session.db.finish_run(session.run_id, "failed", message=str(exc))
-        raise
     if run_id is None:
         session.db.finish_run(session.run_id, "succeeded")
     return {"run_id": session.run_id, "run_dir": str(session.run_dir),

@@ -30,7 +30,7 @@ from flows.register import (
 )
 from flows.report import run_report_stage
 from flows.runners import RunnerSettings, make_task_runner, shared_cluster
-from flows.session import open_session
+from flows.session import closing_failed_run, open_session
 from flows.settings import default_out_root
 from flows.stages import BUILT, DEPENDS, STAGE_NAMES, STAGES, stage_range
 from tgpcore.calibration.plan import CalibrationPlan, format_plan
@@ -74,7 +74,7 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
     cal = reg = sol = phot = None
     image_stages = ("calibrate", "register", "solve", "mosaic", "photometry", "photcal")
     catalog_stages = ("catalogs", "membership", "isochrone_fit")
-    try:
+    with closing_failed_run(session, with_type=True):
         for name in stages:
             t0 = time.perf_counter()
             # A stage started partway through the chain first redoes the stages it needs;
@@ -151,9 +151,6 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
                 logger.warning(message)
                 result["not_built"].append(name)
             timings[name] = round(time.perf_counter() - t0, 3)
-    except BaseException as exc:
-        session.db.finish_run(session.run_id, "failed", message=f"{type(exc).__name__}: {exc}")
-        raise
     status = "partial" if result["not_built"] or result["failed"] else "succeeded"
     notes = ([f"not built yet: {', '.join(result['not_built'])}"] if result["not_built"] else []) \
         + ([f"failed: {', '.join(result['failed'])}"] if result["failed"] else [])

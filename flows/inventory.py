@@ -11,7 +11,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, Field
 
 from flows.runners import RunnerSettings, make_task_runner
-from flows.session import RunSession, open_session, recorded_stage
+from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
 from flows.settings import default_out_root
 from tasks.inventory import scan_night_task
 from tgpcore.inventory import KINDS, Inventory, format_inventory
@@ -81,11 +81,8 @@ def inventory_flow(params: InventoryParams, run_id: str | None = None) -> dict[s
     """Classify every file of a raw night and record the frames in the run database."""
     session = open_session(params.data, params.out, params.profile,
                            params.model_dump(mode="json"), run_id=run_id)
-    try:
+    with closing_failed_run(session):
         inv = run_inventory_stage(session, params)
-    except BaseException as exc:
-        session.db.finish_run(session.run_id, "failed", message=str(exc))
-        raise
     if run_id is None:
         session.db.finish_run(session.run_id, "succeeded")
     return {"run_id": session.run_id, "counts": inv.counts(), "warnings": inv.warnings,

@@ -24,7 +24,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, Field
 
 from flows.runners import RunnerSettings, make_task_runner
-from flows.session import RunSession, open_session, recorded_stage
+from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
 from flows.settings import default_out_root
 from tasks.isochrone_fit import isochrone_fit_task
 from tgpcore import __version__
@@ -178,12 +178,9 @@ def isochrone_fit_flow(params: IsochroneFitParams) -> dict[str, Any]:
     if params.record:
         session = open_session(Path(params.catalog).parent, params.out_root, None,
                                params.model_dump(mode="json"))
-        try:
+        with closing_failed_run(session):
             out = run_isochrone_fit_stage(session, params.catalog, params.members, out_dir,
                                           params)
-        except BaseException as exc:
-            session.db.finish_run(session.run_id, "failed", message=str(exc))
-            raise
         session.db.finish_run(session.run_id, "succeeded")
         out["run_id"] = session.run_id
         return out

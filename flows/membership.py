@@ -25,7 +25,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, Field
 
 from flows.runners import RunnerSettings, make_task_runner
-from flows.session import RunSession, open_session, recorded_stage
+from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
 from flows.settings import default_out_root
 from tasks.catalogs import gaia_cone_task
 from tasks.membership import membership_task
@@ -188,12 +188,9 @@ def membership_flow(params: MembershipParams) -> dict[str, Any]:
     if params.record:
         session = open_session(Path(catalog).parent, params.out_root, None,
                                params.model_dump(mode="json"))
-        try:
+        with closing_failed_run(session):
             out = run_membership_stage(session, catalog, params.centre(), out_dir, params.radius,
                                        params)
-        except BaseException as exc:
-            session.db.finish_run(session.run_id, "failed", message=str(exc))
-            raise
         session.db.finish_run(session.run_id, "succeeded")
         out["run_id"] = session.run_id
         return out

@@ -23,7 +23,7 @@ from pydantic import Field
 
 from flows.register import RegisterParams
 from flows.runners import RunnerSettings, make_task_runner
-from flows.session import RunSession, open_session, recorded_stage
+from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
 from flows.settings import default_out_root
 from tasks.photometry import cluster_catalogue_task, stack_photometry_task
 from tgpcore import __version__
@@ -199,16 +199,13 @@ def photometry_flow(params: PhotometryParams, run_id: str | None = None) -> dict
 
     session = open_session(params.data, params.out, params.profile,
                            params.model_dump(mode="json"), run_id=run_id)
-    try:
+    with closing_failed_run(session):
         inv = run_inventory_stage(session, params)
         plan = run_plan_stage(session, params, inv)
         cal = run_calibrate_stage(session, params, inv, plan)
         reg = run_register_stage(session, params, cal, inv)
         sol = run_solve_stage(session, params, reg)
         phot = run_photometry_stage(session, params, reg, sol, inv)
-    except BaseException as exc:
-        session.db.finish_run(session.run_id, "failed", message=str(exc))
-        raise
     if run_id is None:
         session.db.finish_run(session.run_id, "succeeded")
     return {"run_id": session.run_id, "run_dir": str(session.run_dir),

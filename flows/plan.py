@@ -12,7 +12,7 @@ from pydantic import Field
 
 from flows.inventory import InventoryParams, run_inventory_stage
 from flows.runners import RunnerSettings, make_task_runner
-from flows.session import RunSession, open_session, recorded_stage
+from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
 from flows.settings import default_out_root
 from tasks.inventory import build_plan_task
 from tgpcore.calibration.plan import CalibrationPlan, format_plan
@@ -56,12 +56,9 @@ def plan_flow(params: PlanParams, run_id: str | None = None) -> dict[str, Any]:
     """Inventory a night and build its calibration plan, recording both."""
     session = open_session(params.data, params.out, params.profile,
                            params.model_dump(mode="json"), run_id=run_id)
-    try:
+    with closing_failed_run(session):
         inv = run_inventory_stage(session, params)
         plan = run_plan_stage(session, params, inv)
-    except BaseException as exc:
-        session.db.finish_run(session.run_id, "failed", message=str(exc))
-        raise
     if run_id is None:
         session.db.finish_run(session.run_id, "succeeded")
     return {"run_id": session.run_id, "plan": plan.to_dict(), "db_url": session.db_url}

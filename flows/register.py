@@ -30,7 +30,7 @@ from flows.calibrate import CalibrateParams, run_calibrate_stage
 from flows.inventory import run_inventory_stage
 from flows.plan import run_plan_stage
 from flows.runners import RunnerSettings, make_task_runner
-from flows.session import RunSession, open_session, recorded_stage
+from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
 from flows.settings import default_out_root
 from tasks.astrometry import frame_wcs_task, solve_task
 from tasks.register import align_task, mosaic_task, reference_task, stack_task
@@ -430,16 +430,13 @@ def register_flow(params: RegisterParams, run_id: str | None = None) -> dict[str
     """Inventory, plan, calibrate, then register, solve and mosaic a night."""
     session = open_session(params.data, params.out, params.profile,
                            params.model_dump(mode="json"), run_id=run_id)
-    try:
+    with closing_failed_run(session):
         inv = run_inventory_stage(session, params)
         plan = run_plan_stage(session, params, inv)
         cal = run_calibrate_stage(session, params, inv, plan)
         reg = run_register_stage(session, params, cal, inv)
         sol = run_solve_stage(session, params, reg)
         mos = run_mosaic_stage(session, params, reg, sol)
-    except BaseException as exc:
-        session.db.finish_run(session.run_id, "failed", message=str(exc))
-        raise
     if run_id is None:
         session.db.finish_run(session.run_id, "succeeded")
     return {"run_id": session.run_id, "run_dir": str(session.run_dir),

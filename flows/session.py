@@ -74,6 +74,18 @@ def open_session(data_dir: str | Path, out_root: str | Path, profile: str | None
 
 
 @contextlib.contextmanager
+def closing_failed_run(session: RunSession, with_type: bool = False) -> Iterator[None]:
+    """Close the run as failed (with the exception's message, prefixed by its type if
+    ``with_type``) when the block raises anything, then re-raise."""
+    try:
+        yield
+    except BaseException as exc:
+        message = f"{type(exc).__name__}: {exc}" if with_type else str(exc)
+        session.db.finish_run(session.run_id, "failed", message=message)
+        raise
+
+
+@contextlib.contextmanager
 def recorded_stage(session: RunSession, stage: str) -> Iterator[dict[str, Any]]:
     """Record a stage's start and end in the run database.
 
