@@ -33,7 +33,13 @@ from flows.runners import RunnerSettings, make_task_runner
 from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
 from flows.settings import default_out_root
 from tasks.astrometry import frame_wcs_task, solve_task
-from tasks.register import align_task, mosaic_task, reference_task, stack_task
+from tasks.register import (
+    align_task,
+    mosaic_task,
+    reference_task,
+    refine_xcorr_task,
+    stack_task,
+)
 from tgpcore import __version__
 from tgpcore.astrometry.products import write_wcs
 from tgpcore.instruments import load_profile
@@ -41,7 +47,7 @@ from tgpcore.io.atomic import atomic_path
 from tgpcore.io.checksum import product_key, sha256_file
 from tgpcore.registration import exposure_classes
 
-REGISTER_PARAMS_VERSION = 1
+REGISTER_PARAMS_VERSION = 2  # 2: FWHM measured per pointing; plain cross-correlation
 
 
 class RegisterParams(CalibrateParams):
@@ -54,7 +60,9 @@ class RegisterParams(CalibrateParams):
     short_long_ratio: float = Field(4.0, description="Stack short and long exposures apart "
                                                      "when their lengths differ by more")
     mem_budget_mb: float = Field(256.0, description="Memory for the stack's row blocks")
-    fwhm_px: float = Field(3.5, description="Expected stellar FWHM for detection (px)")
+    fwhm_px: float | None = Field(
+        None, description="Stellar FWHM for detection (px); empty: measured per pointing, "
+                          "nominal 3.5 px kept unless the measurement is 1.5x away")
     reference_catalog: str | None = Field(
         None, description="Local reference catalogue (CSV/ECSV/FITS with ra, dec) for solving")
     solvers: list[str] = Field(["header", "catalogue", "solve-field", "nova"],
@@ -172,6 +180,8 @@ def run_register_stage(session: RunSession, params: RegisterParams,
             try:
                 ref = refs[pointing].result()
                 al = [aligns[r].result() for r in raws_c]
+                if sum(a["status"] == "ok" and a["method"] == "xcorr" for a in al) >= 2:
+                    al = refine_xcorr_task.submit(al, ref).result()
             except Exception as exc:  # noqa: BLE001 - one pointing never kills the night
                 out.failed[sid] = f"{type(exc).__name__}: {exc}"
                 continue
@@ -198,7 +208,8 @@ def run_register_stage(session: RunSession, params: RegisterParams,
                     "filter": first.get("filter"), "exposure_class": sid.rsplit("/", 1)[1],
                     "members": [by_cal[p] for p in res["members"]],
                     "alignments": {by_cal[a["path"]]: a for a in al}, "shape": ref["shape"],
-                    "reference": ref["path"], "hint": [first.get("ra_deg"), first.get("dec_deg")],
+                    "reference": ref["path"], "fwhm_px": ref.get("fwhm_px"),
+                    "fwhm_source": ref.get("fwhm_source"), "hint": [first.get("ra_deg"), first.get("dec_deg")],
                     "profile": first.get("profile"), "qc": res["qc"], "frames": res["frames"]}
             _write_json(Path(res["path"]).with_suffix(".json"), info)
             out.stacks[sid] = info
@@ -223,7 +234,9 @@ def run_register_stage(session: RunSession, params: RegisterParams,
                         f"{Path(p).name}: {r}" for p, r in out.rejected.items()))
                     if out.rejected else "")
         md = [f"# Registration: {len(out.stacks)} stacks", ""]
-        md += [f"- `{sid}`: {len(s['members'])} frames" for sid, s in out.stacks.items()]
+        md += [f"- `{sid}`: {len(s['members'])} frames"
+               + (f", detection FWHM {s['fwhm_px']:.2f} px ({s.get('fwhm_source')})"
+                  if s.get("fwhm_px") else "") for sid, s in out.stacks.items()]
         md += [f"- stack `{k}` failed: {r}" for k, r in out.failed.items()]
         md += [f"- frame `{Path(p).name}` rejected: {r}" for p, r in out.rejected.items()]
         create_markdown_artifact("\n".join(md), key="registration-summary")

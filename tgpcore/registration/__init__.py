@@ -9,9 +9,10 @@ from tgpcore.registration.products import (
     exposure_classes,
     make_stack,
     prepare_reference,
+    refine_xcorr_alignments,
 )
 from tgpcore.registration.stack import StackMember, StackResult, read_exposure_map, stack_frames
-from tgpcore.registration.stars import detect_stars
+from tgpcore.registration.stars import detect_stars, estimate_fwhm
 
 __all__ = [
     "Alignment",
@@ -20,9 +21,11 @@ __all__ = [
     "align_frame",
     "align_to_reference",
     "detect_stars",
+    "estimate_fwhm",
     "exposure_classes",
     "make_stack",
     "prepare_reference",
     "read_exposure_map",
+    "refine_xcorr_alignments",
     "stack_frames",
 ]

@@ -14,9 +14,9 @@ from astropy.table import Table
 
 from tgpcore.io.checksum import sha256_file
 from tgpcore.io.fits import FLAG_SATURATED, read_ccd, read_flags
-from tgpcore.registration.align import Alignment, align_frame
+from tgpcore.registration.align import Alignment, align_frame, refine_shifts_static_pattern
 from tgpcore.registration.stack import StackMember, stack_frames
-from tgpcore.registration.stars import detect_stars
+from tgpcore.registration.stars import detect_stars, estimate_fwhm
 
 
 def exposure_classes(exptimes: dict[str, float], ratio: float = 4.0) -> dict[str, str]:
@@ -73,21 +73,48 @@ def _stars_payload(stars: Table) -> dict[str, list[float]]:
     return {c: [float(v) for v in stars[c]] for c in ("x", "y", "flux")}
 
 
-def prepare_reference(paths: list[str], fwhm_px: float = 3.5) -> dict[str, Any]:
+#: Detection FWHM used unless the measured one is far from it (see prepare_reference).
+NOMINAL_FWHM_PX = 3.5
+#: ... "far" meaning more than this factor either way.
+FWHM_SWITCH_FACTOR = 1.5
+
+
+def prepare_reference(paths: list[str], fwhm_px: float | None = None) -> dict[str, Any]:
     """Pick a pointing's reference frame: the one with most usable stars (ties: longest).
 
     Parameters
     ----------
     paths : list of str
         Calibrated frames of one pointing, all filters.
-    fwhm_px : float
-        Expected FWHM for detection.
+    fwhm_px : float, optional
+        FWHM for detection and centroid windows. By default the FWHM is measured
+        (:func:`~tgpcore.registration.stars.estimate_fwhm`) on the pointing's longest
+        exposure, and used when it is more than ``FWHM_SWITCH_FACTOR`` away from
+        ``NOMINAL_FWHM_PX``: a night far from the usual seeing (defocused, or a fine pixel
+        scale, like the real M13 frames at ~12 px) is then detected at the scale of its
+        stars. Closer to nominal the nominal window is kept: on the real NGC 2420 V frames
+        (measured 4.7 px) it gave smaller alignment residuals (0.14/0.09 against
+        0.16/0.10 px) and a better plate solution (0.24" against 0.29" RMS against SDSS).
 
     Returns
     -------
     dict
-        ``path``, ``shape`` (ny, nx), ``stars`` (x, y, flux lists) and ``n_stars``.
+        ``path``, ``shape`` (ny, nx), ``stars`` (x, y, flux lists), ``n_stars``, and
+        ``fwhm_px`` with ``fwhm_source`` ('given', 'measured' or 'nominal (...)').
     """
+    if not paths:
+        raise ValueError("no frames to choose a reference from")
+    source = "given"
+    if fwhm_px is None:
+        longest = max(sorted(paths), key=lambda p: float(read_ccd(p).header.get("EXPTIME", 0)))
+        ccd = read_ccd(longest)
+        measured, _ = estimate_fwhm(ccd.data, ccd.mask)
+        if measured is None:
+            fwhm_px, source = NOMINAL_FWHM_PX, "nominal (none measured)"
+        elif 1 / FWHM_SWITCH_FACTOR <= measured / NOMINAL_FWHM_PX <= FWHM_SWITCH_FACTOR:
+            fwhm_px, source = NOMINAL_FWHM_PX, f"nominal (measured {measured:.2f} px)"
+        else:
+            fwhm_px, source = float(measured), "measured"
     best = None
     for p in sorted(paths):
         ccd = read_ccd(p)
@@ -95,22 +122,24 @@ def prepare_reference(paths: list[str], fwhm_px: float = 3.5) -> dict[str, Any]:
         key = (len(stars), float(ccd.header.get("EXPTIME", 0.0)))
         if best is None or key > best[0]:
             best = (key, p, ccd.shape, stars)
-    if best is None:
-        raise ValueError("no frames to choose a reference from")
     _, path, shape, stars = best
     return {"path": path, "shape": [int(s) for s in shape], "stars": _stars_payload(stars),
-            "n_stars": len(stars)}
+            "n_stars": len(stars), "fwhm_px": float(fwhm_px), "fwhm_source": source}
 
 
-def align_to_reference(path: str, reference: dict[str, Any], fwhm_px: float = 3.5,
+def align_to_reference(path: str, reference: dict[str, Any], fwhm_px: float | None = None,
                        max_residual_px: float = 0.5) -> dict[str, Any]:
     """Align one calibrated frame to a pointing's reference (see :func:`prepare_reference`).
+
+    ``fwhm_px`` defaults to the reference's (given or measured) FWHM.
 
     Returns
     -------
     dict
         :class:`~tgpcore.registration.align.Alignment` as plain data, plus ``path``.
     """
+    if fwhm_px is None:
+        fwhm_px = float(reference.get("fwhm_px") or NOMINAL_FWHM_PX)
     if Path(path).resolve() == Path(reference["path"]).resolve():
         res = Alignment.from_matrix(np.eye(3), "reference", residual_rms_px=0.0,
                                     n_matched=reference["n_stars"],
@@ -127,6 +156,43 @@ def align_to_reference(path: str, reference: dict[str, Any], fwhm_px: float = 3.
         res = Alignment(status="rejected", method="none",
                         reason=f"{type(exc).__name__}: {exc}")
     return {"path": path, **res.to_dict()}
+
+
+def refine_xcorr_alignments(alignments: list[dict[str, Any]], reference: dict[str, Any]
+                            ) -> list[dict[str, Any]]:
+    """Re-measure the frames of one stack that only cross-correlation could align, with the
+    detector's static pattern removed (:func:`~tgpcore.registration.align.
+    refine_shifts_static_pattern`). Needs two such frames or more; otherwise, or if the
+    frames cannot be read, the alignments come back unchanged.
+
+    The refined frames get ``method='xcorr+pattern'`` and, as ``residual_rms_px``, the
+    closure RMS of their pairwise shifts (an empirical error; NaN-free only from three
+    frames).
+    """
+    idx = [i for i, a in enumerate(alignments) if a["status"] == "ok" and a["method"] == "xcorr"]
+    if len(idx) < 2:
+        return alignments
+    fwhm = float(reference.get("fwhm_px") or NOMINAL_FWHM_PX)
+    try:
+        ccds = [read_ccd(reference["path"])] + [read_ccd(alignments[i]["path"]) for i in idx]
+    except Exception:  # noqa: BLE001 - keep the first measurement
+        return alignments
+    shifts = np.array([(0.0, 0.0)] + [(alignments[i]["matrix"][1][2],
+                                        alignments[i]["matrix"][0][2]) for i in idx])
+    refined, closure = refine_shifts_static_pattern([c.data for c in ccds],
+                                                    [c.mask for c in ccds], shifts,
+                                                    smooth_px=fwhm / 2.3548)
+    out = [dict(a) for a in alignments]
+    for k, (i, (dy, dx)) in enumerate(zip(idx, refined[1:], strict=True), start=1):
+        matrix = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+        res = Alignment.from_matrix(
+            matrix, "xcorr+pattern", n_matched=out[i]["n_matched"], n_stars=out[i]["n_stars"],
+            residual_rms_px=None if not np.isfinite(closure) else closure,
+            correlation=out[i].get("correlation"),
+            reason=(f"{out[i]['reason']}; static pattern removed over {len(idx) + 1} frames"
+                    f" (first shift {shifts[k][1]:+.2f}, {shifts[k][0]:+.2f} px)"))
+        out[i] = {"path": out[i]["path"], **res.to_dict()}
+    return out
 
 
 def make_stack(alignments: list[dict[str, Any]], shape: tuple[int, int], out_path: str,
