@@ -13,10 +13,11 @@ from flows.session import RunSession, recorded_stage
 from tasks.catalogs import check_catalog_file_task, gaia_cone_task
 from tgpcore import __version__
 from tgpcore.catalogs.columns import MEMBERSHIP_REQUIRED
+from tgpcore.catalogs.gaia import GAIA_ARCHIVE_URL
 from tgpcore.footprint import cluster_footprint
 from tgpcore.inventory import Inventory
 from tgpcore.io.checksum import product_key, sha256_file
-from tgpcore.settings import offline
+from tgpcore.settings import gaia_archive_url, offline
 
 
 def run_catalogs_stage(session: RunSession, inv: Inventory, gaia_file: str | None = None,
@@ -52,7 +53,8 @@ def run_catalogs_stage(session: RunSession, inv: Inventory, gaia_file: str | Non
                 res = gaia_cone_task(fp.ra_deg, fp.dec_deg, fp.radius_deg,
                                      str(out_dir / f"{cluster}_gaia_{release}.ecsv"),
                                      release=release, cache=session.db,
-                                     cache_mode="offline" if offline() else "prefer")
+                                     cache_mode="offline" if offline() else "prefer",
+                                     archive_url=gaia_archive_url() or GAIA_ARCHIVE_URL)
                 path, origin = res["path"], res["origin"]
             inputs = {"catalog": sha256_file(path), "footprint": asdict(fp)}
             session.db.record_product(session.run_id, "gaia_catalog",

@@ -2,7 +2,8 @@
 
 ``TGP_DATABASE_URL`` (any SQLAlchemy URL) chooses the run database; ``TGP_OUT_ROOT`` the default
 output root, where the default SQLite run database also lives; ``TGP_OFFLINE`` forbids any
-network access (caches and local files only).
+network access (caches and local files only); ``TGP_GAIA_URL`` points the Gaia queries at
+another TAP+ server (a mirror or a local stand-in) than ESA's archive.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 ENV_DATABASE_URL = "TGP_DATABASE_URL"
 ENV_OUT_ROOT = "TGP_OUT_ROOT"
 ENV_OFFLINE = "TGP_OFFLINE"
+ENV_GAIA_URL = "TGP_GAIA_URL"
 DEFAULT_OUT_ROOT = "tgp-out"
 
 
@@ -24,3 +26,8 @@ def offline() -> bool:
     """True when ``$TGP_OFFLINE`` is set (1/true/yes): remote services are never contacted,
     only caches and local files are used."""
     return os.environ.get(ENV_OFFLINE, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def gaia_archive_url() -> str | None:
+    """``$TGP_GAIA_URL`` (a Gaia TAP+ server), or None for ESA's archive."""
+    return os.environ.get(ENV_GAIA_URL, "").strip() or None
