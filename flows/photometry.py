@@ -28,6 +28,7 @@ from flows.settings import default_out_root
 from tasks.photometry import cluster_catalogue_task, stack_photometry_task
 from tgpcore import __version__
 from tgpcore.io.checksum import product_key, sha256_file
+from tgpcore.registration.products import NOMINAL_FWHM_PX
 
 PHOTOMETRY_PARAMS_VERSION = 1
 
@@ -44,9 +45,15 @@ class PhotometryParams(RegisterParams):
     blend_fwhm: float = Field(2.0, description="Neighbour closer than this (FWHM): blended")
     match_arcsec: float = Field(1.0, description="Cross-match radius between bands/pointings")
 
-    def photometry_config(self) -> dict[str, Any]:
-        """Options of :class:`tgpcore.photometry.PhotometryConfig`."""
-        return {"fwhm_guess_px": self.fwhm_px, "nsigma": self.detect_sigma,
+    def photometry_config(self, fwhm_guess_px: float | None = None) -> dict[str, Any]:
+        """Options of :class:`tgpcore.photometry.PhotometryConfig`.
+
+        The FWHM guess is ``fwhm_px`` when given, else ``fwhm_guess_px`` (the detection FWHM
+        that registration used for the stack), else the nominal 3.5 px; photometry measures
+        the FWHM from there.
+        """
+        guess = self.fwhm_px if self.fwhm_px is not None else (fwhm_guess_px or NOMINAL_FWHM_PX)
+        return {"fwhm_guess_px": float(guess), "nsigma": self.detect_sigma,
                 "r_ap_fwhm": self.aperture_fwhm, "r_in_fwhm": self.annulus_fwhm[0],
                 "r_out_fwhm": self.annulus_fwhm[1], "psf": self.psf,
                 "blend_fwhm": self.blend_fwhm}
@@ -118,14 +125,17 @@ def run_photometry_stage(session: RunSession, params: PhotometryParams, reg: Any
     cat_dir = session.run_dir / "catalogs" / "stacks"
     std = _standard_stacks(reg, records)
     with recorded_stage(session, "photometry") as counters:
-        futs = {}
+        futs, recs = {}, {}
         for sid, st in sorted(reg.stacks.items()):
             if sid in std:
                 out.skipped[sid] = "standard-star field (calibrated from its frames)"
                 continue
             dest = cat_dir / f"{sid.replace('/', '_')}.ecsv"
-            futs[sid] = stack_photometry_task.submit(st["path"], str(dest), cfg)
+            cfg_s = params.photometry_config(st.get("fwhm_px"))
+            recs[sid] = {**cfg_s, "version": PHOTOMETRY_PARAMS_VERSION}
+            futs[sid] = stack_photometry_task.submit(st["path"], str(dest), cfg_s)
         for sid, fut in futs.items():
+            rec_s = recs[sid]
             try:
                 res = fut.result()
             except Exception as exc:  # noqa: BLE001 - one stack never stops the others
@@ -133,14 +143,14 @@ def run_photometry_stage(session: RunSession, params: PhotometryParams, reg: Any
             res.pop("summary", None)
             out.stacks[sid] = res
             inputs = {"stack": sha256_file(reg.stacks[sid]["path"])}
-            pkey = product_key("stack_catalog", inputs, params_rec, __version__)
+            pkey = product_key("stack_catalog", inputs, rec_s, __version__)
             if res["status"] != "ok":
                 out.failed[sid] = res.get("reason", "failed")
                 db.record_product(run_id, "stack_catalog", pkey, None, None, inputs,
-                                  params_rec, __version__, status="failed")
+                                  rec_s, __version__, status="failed")
                 continue
             pid = db.record_product(run_id, "stack_catalog", pkey, res["path"],
-                                    res["checksum"], inputs, params_rec, __version__)
+                                    res["checksum"], inputs, rec_s, __version__)
             db.add_qc(run_id, res["qc"], product_id=pid)
         by_cluster: dict[str, dict[str, dict[str, Any]]] = {}
         for sid, res in out.stacks.items():
@@ -186,6 +196,10 @@ def run_photometry_stage(session: RunSession, params: PhotometryParams, reg: Any
         if rows:
             create_table_artifact(rows, key="photometry-stacks",
                                   description="Stars, FWHM and aperture correction per stack")
+        if out.stacks and n_ok == 0:  # nothing measured: the stage failed, whatever was skipped
+            first = next(iter(out.failed.items()))
+            raise RuntimeError(f"photometry failed on all {len(out.stacks)} stacks "
+                               f"(first: {first[0]}: {first[1]})")
     return out
 
 

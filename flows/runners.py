@@ -35,7 +35,29 @@ def make_task_runner(settings: RunnerSettings, address: str | None = None):
         return DaskTaskRunner(address=address)
     return DaskTaskRunner(cluster_kwargs={"n_workers": settings.n_workers,
                                           "threads_per_worker": 1, "processes": True,
-                                          "dashboard_address": None})
+                                          "dashboard_address": None,
+                                          "env": prefect_api_env()})
+
+
+def prefect_api_env() -> dict[str, str]:
+    """``PREFECT_API_URL`` for local Dask worker processes.
+
+    With no API configured, Prefect runs a temporary server for the flow's process; worker
+    processes spawned without its address would each start one of their own (about 5 s and
+    a few hundred MB per worker, and their task runs would not show in the flow's UI). This
+    starts the flow's temporary server now (Prefect's singleton, which the flow then reuses)
+    and hands its address to the workers.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    url = PREFECT_API_URL.value()
+    if not url and PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()
+        server.start()
+        url = server.api_url
+    return {"PREFECT_API_URL": url} if url else {}
 
 
 @contextlib.contextmanager
@@ -51,7 +73,8 @@ def shared_cluster(settings: RunnerSettings) -> Iterator[str | None]:
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=settings.n_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=None, env=prefect_api_env()) as cluster, \
+            Client(cluster) as client:
         # Importing the science stack takes seconds per worker process: start it now, on every
         # worker at once, while the flow does its light first stages.
         workers = list(client.scheduler_info()["workers"])

@@ -207,8 +207,9 @@ def refine_shifts_static_pattern(images: list[np.ndarray], masks: list[np.ndarra
         Band-pass scale (PSF sigma).
     n_iter : int
         Passes. The first removes the plain median over frames; later ones the sky-model
-        residual. Two passes did best on synthetic drifts (median error 0.2 px at FWHM
-        10 px against 0.7 px for one and 0.35 px for four).
+        residual. Two passes did best on 12 synthetic drifted fields (median of the worst
+        error per field 0.33 px at FWHM 10 px, against 0.75 px for one pass and 0.5 px for
+        four; tests/test_registration_xcorr.py).
 
     Returns
     -------
