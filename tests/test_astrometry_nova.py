@@ -134,3 +134,19 @@ def test_nova_is_not_contacted_offline(monkeypatch):
     monkeypatch.setattr("socket.socket.connect", no_network)
     sol, _ = solve(_request(), steps=("nova",), timeouts={"nova": 30})
     assert not sol.ok and "TGP_OFFLINE" in sol.reason and "nova.astrometry.net" in sol.reason
+
+
+def test_nova_down_the_cascade_falls_through_to_the_next_solver(monkeypatch):
+    """The astrometry service is down (connection refused): its failure is recorded with a
+    scrubbed reason and the next solver in the (user-ordered) cascade solves the image."""
+    monkeypatch.setenv("TGP_ASTROMETRY_API_KEY", KEY)
+    monkeypatch.setenv("TGP_ASTROMETRY_URL", "http://127.0.0.1:9")
+    header = fits.Header(_true_wcs().to_header())
+    req = SolveRequest(xy=np.random.default_rng(0).uniform(10, 240, (30, 2)), shape=(256, 256),
+                       header=header, scale_arcsec=0.5, hint_ra=97.5, hint_dec=24.5,
+                       options={"nova": {"base_delay_s": 0.01, "attempts": 2}})
+    sol, attempts = solve(req, steps=("nova", "header"), timeouts={"nova": 30})
+    assert [a["solver"] for a in attempts] == ["nova", "header"]
+    assert not attempts[0]["ok"] and attempts[0]["reason"] and KEY not in attempts[0]["reason"]
+    assert sol.ok and sol.solver == "header"
+    assert np.allclose(sol.wcs.wcs.crval, [97.5, 24.5])
