@@ -157,16 +157,27 @@ def estimate_fwhm(data: np.ndarray, mask: np.ndarray | None = None, n_max: int =
         return None, 0
     z = np.where(bad, np.median(data[~bad]), data)
     z = z - np.median(z)
-    sigmas = 2.0 ** np.arange(-0.5, 3.76, 0.25)  # 0.7 ... 13.5 px
-    smooth = {s: gaussian_filter(z, s) for s in np.unique(np.concatenate([sigmas, 2 * sigmas]))}
-    sig_maps = []
-    for s in sigmas:
-        d = smooth[s] - smooth[2 * s]
+    sigmas = 2.0 ** np.arange(-0.5, 3.76, 0.25)  # 0.7 ... 13.5 px; 2 x sigma is 4 steps on
+    z32 = z.astype(np.float32)
+    smooth: dict[int, np.ndarray] = {}  # scale index -> smoothed image, dropped once used
+
+    def smoothed(k: int) -> np.ndarray:
+        if k not in smooth:
+            smooth[k] = gaussian_filter(z32, float(2.0 ** (-0.5 + 0.25 * k)))
+        return smooth[k]
+
+    best = np.full(z.shape, -np.inf, np.float32)  # running max of significance over scales
+    best_k = np.zeros(z.shape, np.int8)  # ... and the scale index where it is reached
+    for k in range(len(sigmas)):
+        d = smoothed(k) - smoothed(k + 4)
+        del smooth[k]
         m = np.median(d[::3, ::3])
         noise = 1.4826 * np.median(np.abs(d[::3, ::3] - m))
-        sig_maps.append((d - m) / noise if noise > 0 else np.zeros_like(d))
-    stack = np.asarray(sig_maps)
-    best = stack.max(0)
+        if not noise > 0:
+            continue
+        d = (d - m) / noise
+        better = d > best
+        best[better], best_k[better] = d[better], k
     border = 3 * int(np.ceil(sigmas[-1]))
     peaks = (best == maximum_filter(best, size=11)) & (best > min_significance) & ~bad
     peaks[:border], peaks[-border:], peaks[:, :border], peaks[:, -border:] = (False,) * 4
@@ -175,7 +186,7 @@ def estimate_fwhm(data: np.ndarray, mask: np.ndarray | None = None, n_max: int =
         return None, 0
     order = np.argsort(-best[ys, xs])
     ys, xs = ys[order], xs[order]
-    scale = sigmas[stack[:, ys, xs].argmax(0)]
+    scale = sigmas[best_k[ys, xs]]
     keep = scale > sigmas[0]  # single-pixel artefacts respond best at the smallest scale
     if bad.any():  # a masked (saturated, cosmic) pixel near a source spoils its profile
         near = maximum_filter(bad, size=2 * int(np.ceil(3 * np.median(scale))) + 1)
