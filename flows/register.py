@@ -208,7 +208,7 @@ def run_register_stage(session: RunSession, params: RegisterParams,
                     "filter": first.get("filter"), "exposure_class": sid.rsplit("/", 1)[1],
                     "members": [by_cal[p] for p in res["members"]],
                     "alignments": {by_cal[a["path"]]: a for a in al}, "shape": ref["shape"],
-                    "reference": ref["path"], "fwhm_px": ref.get("fwhm_px"),
+                    "reference": ref["path"], "product_key": pkey, "fwhm_px": ref.get("fwhm_px"),
                     "fwhm_source": ref.get("fwhm_source"), "hint": [first.get("ra_deg"), first.get("dec_deg")],
                     "profile": first.get("profile"), "qc": res["qc"], "frames": res["frames"]}
             _write_json(Path(res["path"]).with_suffix(".json"), info)
@@ -340,6 +340,8 @@ def run_solve_stage(session: RunSession, params: RegisterParams,
                 if sid != src_sid and sol.get("wcs_header"):
                     write_wcs(st["path"], fits.Header.fromstring(sol["wcs_header"], sep="\n"),
                               f"WCS of {src_sid} (same pointing grid)")
+                if st.get("product_key"):  # the WCS went into the stack file in place
+                    db.refresh_product(st["product_key"], st["path"])
                 checksum = sha256_file(st["path"])
                 out.solutions[sid] = {"path": st["path"], "solver": sol["solver"],
                                       "solved_on": src_sid, "n_matched": sol["n_matched"],

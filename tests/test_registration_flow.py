@@ -45,3 +45,9 @@ def test_register_flow_stacks_solves_and_mosaics(tmp_path, monkeypatch):
     db, _ = run_database(tmp_path / "out")
     events = {e.stage: e.status for e in db.stage_events(result["run_id"])}
     assert events["register"] == events["solve"] == events["mosaic"] == "succeeded"
+    # the solve stage wrote WCS into the stacks in place: a re-run still reuses them
+    again = register_flow.with_options(task_runner=make_task_runner(THREADS))(params)
+    assert again["registration"]["reused"] == len(reg["stacks"]), again["registration"]
+    for st in again["registration"]["stacks"].values():
+        assert header_wcs(fits.getheader(st["path"]), 0.5) is not None
+        assert db.verify_product(db.find_product(st["product_key"]))

@@ -426,6 +426,20 @@ class RunDB:
                 return product
         return None
 
+    def refresh_product(self, key: str, path: str | os.PathLike) -> int:
+        """Record the new checksum and size of a product file changed in place on purpose
+        (a WCS written into a stack), on every ``ok`` row of ``key`` that points at it, so
+        that later runs still find and trust it. Returns the number of rows updated."""
+        path_s = os.fspath(path)
+        checksum, size = sha256_file(path_s), os.stat(path_s).st_size
+        with self._session() as s:
+            rows = list(s.scalars(select(Product).where(Product.key == key,
+                                                        Product.path == path_s,
+                                                        Product.status == "ok")))
+            for product in rows:
+                product.checksum, product.size_bytes = checksum, size
+            return len(rows)
+
     @staticmethod
     def verify_product(product: Product) -> bool:
         """Return whether the product file exists and its SHA-256 matches the recorded one."""
