@@ -71,3 +71,25 @@ def test_cross_correlation_recovers_drift(pattern_amp):
         assert np.median(err) < 0.5
         assert (err < 1.0).sum() >= 9
     assert np.all(closure[err > 1.0] > 0.5)  # a bad solution shows in its closure
+
+
+def test_refine_keeps_alignments_when_frame_shapes_differ(tmp_path):
+    """The static pattern is per detector pixel: frames of different shapes are left as the
+    first cross-correlation measured them (no crash, no change)."""
+    from astropy import units as u
+    from astropy.nddata import CCDData, StdDevUncertainty
+
+    from tgpcore.io.fits import write_ccd
+    from tgpcore.registration import refine_xcorr_alignments
+    from tgpcore.registration.align import Alignment
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, shape in enumerate([(80, 100), (80, 100), (80, 110)]):
+        data = rng.normal(100, 5, shape).astype(np.float32)
+        ccd = CCDData(data, unit=u.electron, uncertainty=StdDevUncertainty(np.full(shape, 5.0)),
+                      mask=np.zeros(shape, bool))
+        paths.append(str(write_ccd(ccd, tmp_path / f"f{i}.fits")))
+    al = [{"path": p, **Alignment.from_matrix(np.eye(3), "xcorr", correlation=0.5).to_dict()}
+          for p in paths[1:]]
+    assert refine_xcorr_alignments(al, {"path": paths[0], "fwhm_px": 4.0}) is al

@@ -177,6 +177,8 @@ def refine_xcorr_alignments(alignments: list[dict[str, Any]], reference: dict[st
         ccds = [read_ccd(reference["path"])] + [read_ccd(alignments[i]["path"]) for i in idx]
     except Exception:  # noqa: BLE001 - keep the first measurement
         return alignments
+    if len({c.shape for c in ccds}) > 1:  # the pattern is per detector pixel: one shape only
+        return alignments
     shifts = np.array([(0.0, 0.0)] + [(alignments[i]["matrix"][1][2],
                                         alignments[i]["matrix"][0][2]) for i in idx])
     refined, closure = refine_shifts_static_pattern([c.data for c in ccds],
