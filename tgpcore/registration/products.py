@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy.io import fits
 from astropy.table import Table
 
 from tgpcore.io.checksum import sha256_file
@@ -106,7 +107,7 @@ def prepare_reference(paths: list[str], fwhm_px: float | None = None) -> dict[st
         raise ValueError("no frames to choose a reference from")
     source = "given"
     if fwhm_px is None:
-        longest = max(sorted(paths), key=lambda p: float(read_ccd(p).header.get("EXPTIME", 0)))
+        longest = max(sorted(paths), key=lambda p: float(fits.getheader(p).get("EXPTIME", 0)))
         ccd = read_ccd(longest)
         measured, _ = estimate_fwhm(ccd.data, ccd.mask)
         if measured is None:
