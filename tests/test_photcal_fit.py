@@ -132,3 +132,76 @@ def test_calibrate_catalogue_inverts_the_system_and_folds_errors(tmp_path):
     back = read_hdf5_table(tmp_path / "tgp.h5", paths["hdf5_key"])
     assert np.allclose(np.asarray(back["V"]), mags["V"], atol=1e-6)
     assert np.isnan(back["U"][0])
+
+
+def test_frame_common_errors_make_zp_and_k_errors_honest():
+    """Each frame's aperture correction is off by a common error (0.4 %, drawn per frame),
+    with four frames of 15 standards each. Over 300 nights, the fit that knows the frames
+    (generalised least squares) quotes ZP and k errors that match their scatter (ratio
+    0.8-1.2); the fit that treats every star as independent quotes errors 2x too small."""
+    rng = np.random.default_rng(11)
+    gls, ols = [], []
+    frames = np.repeat(np.arange(4), 15)
+    for _ in range(300):
+        m, mi, X, b, e = _standards(rng, err=0.003)
+        mi = mi + rng.normal(0, 0.004, 4)[frames]
+        s = fit_calibration("B", m, mi, X, b, e, colour_name="B-V", group=frames,
+                            group_err=np.full(len(m), 0.004))
+        gls.append((s.zp - 23.5, s.k - 0.25, s.zp_err, s.k_err))
+        s = fit_calibration("B", m, mi, X, b, e, colour_name="B-V")
+        ols.append((s.zp - 23.5, s.k - 0.25, s.zp_err, s.k_err))
+    g, o = np.array(gls), np.array(ols)
+    for j in range(2):
+        assert abs(g[:, j].mean()) < 3 * g[:, j].std() / np.sqrt(len(g))
+        assert 0.8 < g[:, j].std() / g[:, j + 2].mean() < 1.2
+        assert o[:, j].std() / o[:, j + 2].mean() > 1.6
+
+
+def test_two_standards_at_many_airmasses_are_too_few():
+    """Two stars seen at four airmasses are eight measurements, but too few standards: the
+    filter fails with the counts in the reason."""
+    from tgpcore.photcal.observe import fit_standards
+
+    rows = [{"name": f"S{i}", "filter": "U", "airmass": X, "m_std": 12.0 + i,
+             "m_inst": -10.0 + i + 0.4 * X, "m_inst_err": 0.01, "m_std_err": 0.01,
+             "colour": 0.3 * i, "colour_name": "U-B", "frame": f"f{X}"}
+            for i in range(2) for X in (1.1, 1.4, 1.8, 2.3)]
+    with pytest.raises(TooFewStandardsError,
+                       match=r"U: 2 different standard star\(s\) measured \(8 measurements\)"):
+        fit_standards(rows, "U")
+    rows += [{**rows[0], "name": "S2", "m_std": 14.0, "m_inst": -8.0 + 0.4 * X,
+              "colour": 0.9, "airmass": X, "frame": f"f{X}"} for X in (1.1, 1.4, 1.8, 2.3)]
+    sol = fit_standards(rows, "U")
+    assert abs(sol.k - 0.4) < 1e-6
+
+
+def test_a_saturated_band_gives_no_colour():
+    """A star saturated in V keeps its (lower-limit) V flagged, and its B is calibrated with
+    the typical colour, flagged COLOUR_ASSUMED, with the colour spread in its error."""
+    from tgpcore.photcal.fit import CalibrationSolution
+    from tgpcore.photometry import flags as F
+
+    rng = np.random.default_rng(5)
+    n = 40
+    V = rng.uniform(12, 17, n)
+    BV = rng.uniform(0.2, 1.0, n)
+    sols = {f: CalibrationSolution(f, "B-V", 23.0, 0.2, c, 0.001, 0.001, 0.001,
+                                   (np.eye(3) * 1e-6).tolist(), 0.01, 1.0, 30, 0, "test")
+            for f, c in (("B", 0.1), ("V", -0.05))}
+    inst = Table({"ra": np.zeros(n), "dec": np.zeros(n)})
+    for f, m in (("B", V + BV), ("V", V)):
+        c = sols[f].c
+        inst[f"{f}_inst"] = m - 23.0 + 0.2 * 1.2 - c * BV
+        inst[f"{f}_inst_err"] = np.full(n, 0.005)
+        inst[f"{f}_flags"] = np.zeros(n, int)
+        inst[f"{f}_airmass"] = np.full(n, 1.2)
+    BV[0] = 1.6  # a red giant ...
+    inst["B_inst"][0] = V[0] + 1.6 - 23.0 + 0.2 * 1.2 - 0.1 * 1.6
+    inst["V_inst"][0] = V[0] - 23.0 + 0.2 * 1.2 + 0.05 * 1.6 - 0.8  # ... saturated in V
+    inst["V_flags"][0] = F.SATURATED
+    cal = calibrate_catalogue(inst, sols)
+    typical = float(np.median(BV[1:]))
+    assert abs(float(cal["B"][0]) - (V[0] + 1.6 + 0.1 * (typical - 1.6))) < 0.01
+    assert int(cal["B_flags"][0]) & F.COLOUR_ASSUMED
+    assert float(cal["B_err"][0]) > 0.01
+    assert np.allclose(np.asarray(cal["B"])[1:], (V + BV)[1:], atol=1e-6)

@@ -5,7 +5,10 @@ calibrated U, B, V catalogue. Tolerances (from the issue): fitted k within 0.01 
 and ZP within 0.01 mag of the truth; bright stars (S/N > 100) RMS <= 0.01 mag in B and V,
 <= 0.02 in U; std of (measured - true)/error within 0.8-1.2 for S/N > 10. The truth
 comparison uses stars without a true neighbour within 3 FWHM brighter than 4 mag fainter
-than themselves (an unresolved blend is one detection, not a photometry error). A second
+than themselves (an unresolved blend is one detection, not a photometry error); the
+bright-star RMS leaves out stars calibrated with an assumed colour (saturated or missing in
+the other band of their colour: flagged, with the colour spread in their error), which the
+pull test keeps. A second
 calibration with only two U standards fails U alone, with the reason, and still calibrates
 B and V.
 """
@@ -95,10 +98,11 @@ def night_run(tmp_path_factory):
 
 
 KNOWN_GAP = pytest.mark.xfail(
-    reason="open: in poor seeing (FWHM 2.2\" = 4.4 px on the 256 px standard frames) the "
-           "standards' instrumental magnitudes come out 1-2 % faint (the fitted Moffat beta "
-           "is high, so the light beyond 5 FWHM is under-restored); this biases k(B) by "
-           "~+0.014 and the B catalogue by ~0.02 mag. U and V pass.", strict=False)
+    reason="open: B's ZP comes out +0.012 +- 0.005 and k +0.008 +- 0.003 (the errors now "
+           "include each frame's aperture-correction error, 0.2-0.3 %, shared by its stars; "
+           "the worst frame is 0.5 % off); the U catalogue's bright stars scatter by ~0.009 "
+           "mag against quoted errors of 0.004-0.005 (pull std 1.7), an unexplained floor "
+           "of ~0.5 % per stack also seen in B and V. V passes.", strict=False)
 
 
 @KNOWN_GAP
@@ -106,6 +110,7 @@ def test_extinction_and_zero_points_against_truth(night_run):
     nt, _, _, pc, _ = night_run
     system = nt.params()["photometric_system"]
     assert not {k: v for k, v in pc.failed.items() if "/" in k and k.split("/")[1] in "UBV"}
+    ok = {}
     for f in "UBV":
         key = [k for k in pc.solutions if k.endswith(f"/{f}")][0]
         s = pc.solutions[key]
@@ -113,9 +118,9 @@ def test_extinction_and_zero_points_against_truth(night_run):
               f"k {s['k'] - system['k'][f]:+.4f} ± {s['k_err']:.4f}, "
               f"c {s['c'] - system['c'][f]:+.4f} ± {s['c_err']:.4f}, rms {s['rms']:.4f}, "
               f"{s['n_used']} used, {s['n_rejected']} rejected")
-        assert abs(s["k"] - system["k"][f]) <= 0.01
-        assert abs(s["zp"] - system["zp"][f]) <= 0.01
+        ok[f] = abs(s["k"] - system["k"][f]) <= 0.01 and abs(s["zp"] - system["zp"][f]) <= 0.01
     assert any(Path(p).exists() for p in pc.plots)
+    assert all(ok.values()), ok
 
 
 def _truth_isolated(stars, fwhm_arcsec=2.0, dmag=4.0, band="V"):
@@ -143,22 +148,22 @@ def test_calibrated_catalogue_against_truth(night_run):
     c2 = SkyCoord(stars["ra"], stars["dec"], unit="deg")
     j, sep, _ = c1.match_to_catalog_sky(c2)
     iso = _truth_isolated(stars)[j] & (sep.arcsec < 1.0)
+    ok = {}
     for b, tol in (("U", 0.02), ("B", 0.01), ("V", 0.01)):
         m = np.asarray(cat[b].filled(np.nan))
         e = np.asarray(cat[f"{b}_err"].filled(np.nan))
         snr = np.asarray(cat[f"{b}_snr"].filled(0.0))
         fl = np.asarray(cat[f"{b}_flags"].filled(F.BAD))
         d = m - np.asarray(stars[b])[j]
-        ok = iso & F.is_clean(fl) & np.isfinite(d)
-        bright = ok & (snr > 100)
-        good = ok & (snr > 10)
+        use = iso & F.is_clean(fl) & np.isfinite(d)
+        bright = use & (snr > 100) & ((fl & F.COLOUR_ASSUMED) == 0)
+        good = use & (snr > 10)
         rms = float(np.sqrt(np.mean(d[bright] ** 2)))
         pull = float(np.std(d[good] / e[good]))
         print(f"{b}: {bright.sum()} bright stars, RMS {rms:.4f} (<= {tol}); {good.sum()} "
               f"at S/N > 10, pull std {pull:.3f}")
-        assert bright.sum() >= 10
-        assert rms <= tol
-        assert 0.8 <= pull <= 1.2
+        ok[b] = bright.sum() >= 10 and rms <= tol and 0.8 <= pull <= 1.2
+    assert all(ok.values()), ok
 
 
 def test_too_few_standards_fail_one_filter_only(night_run):

@@ -42,7 +42,8 @@ def calibrate_catalogue(inst: Table, solutions: dict[str, CalibrationSolution],
     Table
         The input columns plus ``<F>`` and ``<F>_err`` (photometric, calibration and colour
         errors in quadrature); masked where a band is missing or has no solution. A star
-        lacking a band needed by its colour uses the median colour of the calibrated stars,
+        lacking a band needed by its colour (or saturated in it) uses the median colour of
+        the calibrated stars,
         with the colour's spread as its error, and gets the ``COLOUR_ASSUMED`` flag.
     """
     out = inst.copy()
@@ -60,11 +61,15 @@ def calibrate_catalogue(inst: Table, solutions: dict[str, CalibrationSolution],
             raise ValueError(f"no airmass for band {b}")
         X[b] = np.where(np.isfinite(X[b]), X[b], 0.0 if solutions[b].k == 0.0 else np.nan)
     M = {b: m_inst[b] + solutions[b].zp - solutions[b].k * X[b] for b in bands}
+    # a saturated magnitude is only a bright limit: it gives no colour
+    saturated = {b: (np.asarray(out[f"{b}_flags"].filled(0) if hasattr(out[f"{b}_flags"], "filled")
+                                else out[f"{b}_flags"], np.int64) & F.SATURATED) != 0
+                 if f"{b}_flags" in out.colnames else np.zeros(n, bool) for b in bands}
 
     def colour_of(b: str) -> tuple[np.ndarray, np.ndarray]:
         a, c = COLOUR_OF.get(b, (b, b))
         if a in M and c in M:
-            return M[a] - M[c], np.isfinite(M[a] - M[c])
+            return M[a] - M[c], np.isfinite(M[a] - M[c]) & ~saturated[a] & ~saturated[c]
         return np.full(n, np.nan), np.zeros(n, bool)
 
     typical: dict[str, tuple[float, float]] = {}

@@ -71,7 +71,9 @@ def fit_calibration(filt: str, m_std: np.ndarray, m_inst: np.ndarray, airmass: n
                     colour: np.ndarray, err: np.ndarray, *, colour_name: str = "",
                     fit_k: bool = True, fit_c: bool = True, k_fixed: float = 0.0,
                     c_fixed: float = 0.0, clip_sigma: float = 4.0, max_iters: int = 10,
-                    min_stars: int = 5, method: str = "standard stars") -> CalibrationSolution:
+                    min_stars: int = 5, method: str = "standard stars",
+                    group: np.ndarray | None = None, group_err: np.ndarray | None = None
+                    ) -> CalibrationSolution:
     """Fit one filter's zero point, extinction coefficient and colour term.
 
     Parameters
@@ -96,6 +98,12 @@ def fit_calibration(filt: str, m_std: np.ndarray, m_inst: np.ndarray, airmass: n
         Fewest measurements kept (and at least one more than the fitted terms).
     method : str
         Recorded in the solution.
+    group, group_err : array, optional
+        Per measurement: a label of the frame it was measured on, and an error common to all
+        the measurements of that frame (its aperture correction's). With them the fit is
+        generalised least squares: the measurements of one frame share that error, so a
+        frame's stars do not count as independent evidence against it, and the errors of ZP
+        and k include the frame-to-frame scatter.
 
     Returns
     -------
@@ -127,10 +135,21 @@ def fit_calibration(filt: str, m_std: np.ndarray, m_inst: np.ndarray, airmass: n
     yy = y - (0.0 if fit_k else -k_fixed * X) - (0.0 if fit_c else c_fixed * col)
     use = ok.copy()
     n_iter = 0
+    if group is not None and group_err is not None:
+        g = np.asarray(group).astype(str)
+        ge = np.nan_to_num(np.asarray(group_err, float), nan=0.0)
+        same = g[:, None] == g[None, :]
+    else:
+        g, ge, same = None, np.zeros_like(e), None
+    e_tot = np.hypot(e, ge)
     while True:
         n_iter += 1
-        w = 1.0 / e[use] ** 2
-        Aw = A[use] * w[:, None]
+        if same is None:
+            W = np.diag(1.0 / e[use] ** 2)
+        else:
+            C = np.diag(e[use] ** 2) + same[np.ix_(use, use)] * np.outer(ge[use], ge[use])
+            W = np.linalg.inv(C)
+        Aw = W @ A[use]
         N = A[use].T @ Aw
         try:
             Ninv = np.linalg.inv(N)
@@ -140,9 +159,9 @@ def fit_calibration(filt: str, m_std: np.ndarray, m_inst: np.ndarray, airmass: n
         p = Ninv @ (Aw.T @ yy[use])
         r = yy - A @ p
         dof = max(int(use.sum()) - len(p), 1)
-        chi2_red = float(np.sum(r[use] ** 2 / e[use] ** 2) / dof)
+        chi2_red = float(r[use] @ W @ r[use] / dof)
         scale = np.sqrt(max(chi2_red, 1.0))
-        bad = ok & (np.abs(r) > clip_sigma * e * scale)
+        bad = ok & (np.abs(r) > clip_sigma * e_tot * scale)
         new_use = ok & ~bad
         if np.array_equal(new_use, use) or n_iter >= max_iters:
             break

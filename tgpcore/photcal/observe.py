@@ -15,9 +15,7 @@ from tgpcore.photcal.fit import CalibrationSolution, TooFewStandardsError, fit_c
 from tgpcore.photcal.standards import COLOUR_OF, colour, cross_identify, read_standards
 from tgpcore.photcal.transforms import guess_transformation, to_johnson
 from tgpcore.photometry import flags as F
-from tgpcore.photometry.apcorr import large_aperture_photometry
 from tgpcore.photometry.measure import NoStarsError, PhotometryConfig, measure_image
-from tgpcore.photometry.psf import fit_psf_shape
 
 
 def _wcs(header: fits.Header):
@@ -88,27 +86,24 @@ def measure_standards(frame_path: str, standards_path: str, wcs_path: str | None
     if filt not in stds.colnames:
         return {**base, "status": "failed", "reason": f"standards have no {filt} magnitudes"}
     i_s, i_c, sep = cross_identify(tab, stds, radius_arcsec)
-    # Standards are bright and isolated: measure them through a large aperture (5 FWHM), the
-    # small remaining correction from a Moffat profile fitted to them.
-    fwhm = summary["fwhm_px"]
-    shape = fit_psf_shape(data - np.median(tab["bkg"]), err, mask, np.asarray(tab["x"])[i_s],
-                          np.asarray(tab["y"])[i_s], np.asarray(tab["flux"])[i_s], fwhm)
-    big_flux, big_err, big_fl, tail = large_aperture_photometry(
-        data, err, mask, np.asarray(tab["x"])[i_s], np.asarray(tab["y"])[i_s], fwhm,
-        shape.alpha, shape.beta)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        big_mag = np.where(big_flux > 0, -2.5 * np.log10(np.abs(big_flux)), np.nan)
-        big_merr = 1.0857 * big_err / big_flux
+    # Standards are measured exactly as the program stars are (aperture of 1.2 FWHM, sky
+    # annulus free of other stars, curve-of-growth correction from the frame's isolated
+    # bright stars), so that what the aperture correction misses cancels in the
+    # calibration. A large aperture (5 FWHM) was used before: in 2" seeing on a standard
+    # field its sky annulus held neighbours' wings and its aperture the neighbours
+    # themselves (standards came out 1-2 % faint at high airmass, biasing k(B) by +0.015).
     rows = []
     a, b = COLOUR_OF.get(filt, (filt, filt))
-    for q, (s, c, d) in enumerate(zip(i_s, i_c, sep, strict=True)):
-        fl = int(tab["flags"][s]) | int(big_fl[q])
-        if not F.is_clean([fl], F.BAD)[0] or not np.isfinite(big_mag[q]):
+    for s, c, d in zip(i_s, i_c, sep, strict=True):
+        fl = int(tab["flags"][s])
+        if not F.is_clean([fl], F.BAD)[0] or not np.isfinite(tab["mag_inst"][s]):
             continue
         row = {"name": str(stds["name"][c]), "filter": filt, "airmass": float(X),
                "night": night, "frame": Path(frame_path).name, "sep_arcsec": float(d),
-               "m_inst": float(big_mag[q]), "m_inst_err": float(big_merr[q]),
-               "m_inst_small": float(tab["mag_inst"][s]),
+               "m_inst": float(tab["mag_inst"][s]), "m_inst_err": float(tab["mag_err"][s]),
+               # the photometric part, and the aperture correction's (common to the frame)
+               "m_inst_err_phot": float(1.0857 / tab["snr"][s]),
+               "apcorr_err": float(summary["apcorr"]["mag_err"]),
                "m_std": float(stds[filt][c]), "m_std_err": float(stds[f"{filt}_err"][c])
                if f"{filt}_err" in stds.colnames else 0.0,
                "colour": float(stds[a][c] - stds[b][c]) if a in stds.colnames
@@ -116,18 +111,19 @@ def measure_standards(frame_path: str, standards_path: str, wcs_path: str | None
                "x": float(tab["x"][s]), "y": float(tab["y"][s])}
         rows.append(row)
     return {**base, "status": "ok", "n_detected": len(tab), "n_matched": len(i_s),
-            "rows": rows, "fwhm_px": fwhm, "apcorr": summary["apcorr"],
-            "large_aperture": {"r_fwhm": 5.0, "moffat_alpha": shape.alpha,
-                               "moffat_beta": shape.beta, "tail_factor": tail}}
+            "rows": rows, "fwhm_px": summary["fwhm_px"], "apcorr": summary["apcorr"]}
 
 
 def fit_standards(rows: list[dict[str, Any]] | Table, filt: str, min_stars: int = 5,
-                  min_airmass_range: float = 0.2, **kw: Any) -> CalibrationSolution:
+                  min_airmass_range: float = 0.2, min_distinct: int = 3, **kw: Any
+                  ) -> CalibrationSolution:
     """Fit one filter's calibration from standard measurements (see :func:`measure_standards`).
 
     The extinction coefficient is fitted when the airmass range spans at least
     ``min_airmass_range``; otherwise it is held at ``k_fixed`` (default 0) and the method
-    says so.
+    says so. At least ``min_stars`` measurements of at least ``min_distinct`` different
+    standards are needed (two stars seen at four airmasses are eight measurements, but
+    cannot separate a colour term from a bad standard).
     """
     t = Table(rows=rows) if isinstance(rows, list) and rows else (rows if isinstance(rows, Table)
                                                                   else Table())
@@ -136,11 +132,25 @@ def fit_standards(rows: list[dict[str, Any]] | Table, filt: str, min_stars: int 
     t = t[t["filter"] == filt]
     if len(t) == 0:
         raise TooFewStandardsError(f"{filt}: no standard star measured")
+    usable = np.isfinite(np.asarray(t["m_std"], float)) \
+        & np.isfinite(np.asarray(t["m_inst"], float))
+    names = set(np.asarray(t["name"])[usable])
+    if len(names) < min_distinct:
+        raise TooFewStandardsError(
+            f"{filt}: {len(names)} different standard star(s) measured "
+            f"({int(usable.sum())} measurements), need at least {min_distinct}")
     X = np.asarray(t["airmass"], float)
     fit_k = kw.pop("fit_k", None)
     if fit_k is None:
         fit_k = bool(np.ptp(X) >= min_airmass_range)
-    err = np.hypot(np.asarray(t["m_inst_err"], float), np.asarray(t["m_std_err"], float))
+    if "apcorr_err" in t.colnames and "m_inst_err_phot" in t.colnames:
+        # each frame's aperture correction error is common to its stars
+        err = np.hypot(np.asarray(t["m_inst_err_phot"], float),
+                       np.asarray(t["m_std_err"], float))
+        kw.setdefault("group", np.asarray(t["frame"]).astype(str))
+        kw.setdefault("group_err", np.asarray(t["apcorr_err"], float))
+    else:
+        err = np.hypot(np.asarray(t["m_inst_err"], float), np.asarray(t["m_std_err"], float))
     return fit_calibration(filt, t["m_std"], t["m_inst"], X, t["colour"], err,
                            colour_name=str(t["colour_name"][0]), fit_k=fit_k,
                            min_stars=min_stars,

@@ -218,33 +218,3 @@ def curve_of_growth(data: np.ndarray, error: np.ndarray | None, mask: np.ndarray
                               n_stars=int(len(idx)), r_ap=float(r_ap), r_max=r_max,
                               method=method, moffat_alpha=float(a), moffat_beta=float(b),
                               tail_fraction=float(1.0 - moffat_enclosed(r_max, a, b)))
-
-
-def large_aperture_photometry(data: np.ndarray, error: np.ndarray | None,
-                              mask: np.ndarray | None, x: np.ndarray, y: np.ndarray,
-                              fwhm_px: float, alpha: float, beta: float,
-                              r_fwhm: float = 5.0, annulus_fwhm: tuple[float, float] = (6.0, 8.0)
-                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Total fluxes of bright isolated stars (standards) through a large aperture.
-
-    The light beyond the aperture and in the background annulus is restored with the
-    Moffat profile ``(alpha, beta)`` fitted to the image; a quarter of that correction is
-    taken as its uncertainty.
-
-    Returns
-    -------
-    flux, flux_err, flags : ndarray
-        Total fluxes, errors (pixel noise, background and the model correction) and the
-        photometry flags (EDGE, NEAR_MASK) of the large aperture.
-    factor : float
-        The model correction applied.
-    """
-    from tgpcore.photometry.aperture import aperture_photometry_table
-
-    r = r_fwhm * fwhm_px
-    r1, r2 = annulus_fwhm[0] * fwhm_px, annulus_fwhm[1] * fwhm_px
-    t = aperture_photometry_table(data, error, mask, x, y, r, r1, r2)
-    factor = float(1.0 / _measured(r, alpha, beta, r1, r2))
-    flux = np.asarray(t["flux"], float) * factor
-    err = np.hypot(np.asarray(t["flux_err"], float) * factor, flux * 0.25 * abs(factor - 1.0))
-    return flux, err, np.asarray(t["flags"], np.int64), factor
