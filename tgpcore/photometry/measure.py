@@ -11,7 +11,7 @@ from astropy.table import Table
 
 from tgpcore.photometry import flags as F
 from tgpcore.photometry.apcorr import curve_of_growth
-from tgpcore.photometry.aperture import aperture_photometry_table
+from tgpcore.photometry.aperture import aperture_photometry_table, neighbour_map
 from tgpcore.photometry.background import estimate_background
 from tgpcore.photometry.detect import detect_stars, measure_fwhm, refine_centroids
 
@@ -38,6 +38,9 @@ class PhotometryConfig:
     bkg_box_px: int = 128
     min_stars: int = 1
     fill_max_px: int = 4  # masked groups this small are filled before measuring (0: off)
+    # sky annulus pixels where a detected neighbour's profile exceeds this fraction of the
+    # pixel noise are left out (0: off; see tgpcore.photometry.aperture.neighbour_map)
+    neighbour_threshold: float = 0.1
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data."""
@@ -184,7 +187,14 @@ def measure_image(data: np.ndarray, error: np.ndarray | None, mask: np.ndarray |
     if n_filled:
         sub = data - bkg.background
         sub[mask] = 0.0
-    phot = aperture_photometry_table(data, err_img, mask, x, y, r_ap, r_in, r_out)
+    # Detected neighbours' wings are kept out of each star's sky annulus. (Not out of the
+    # curve of growth's: its stars are isolated, and there a masked sky would miss the
+    # faint stars' light that its large apertures hold, steepening the growth.)
+    nmap = neighbour_map(data.shape, x, y, np.asarray(stars["peak_snr"], float), fwhm,
+                         threshold=cfg.neighbour_threshold) \
+        if cfg.neighbour_threshold > 0 else None
+    phot = aperture_photometry_table(data, err_img, mask, x, y, r_ap, r_in, r_out,
+                                     neighbours=nmap)
     with np.errstate(divide="ignore", invalid="ignore"):
         real = np.asarray(phot["flux"], float) / np.asarray(phot["flux_err"], float) >= 5.0
     if not real.any():
