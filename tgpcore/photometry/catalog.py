@@ -66,9 +66,13 @@ def measure_stack(path: str, out_path: str, config: dict[str, Any] | None = None
         ``checksum``, ``n_stars``, ``filter``, ``airmass``, ``fwhm_px``, ``apcorr_mag``,
         ``apcorr_err``, ``qc`` and the measurement ``summary``.
     """
-    cfg = PhotometryConfig(**(config or {}))
     ccd = read_ccd(path)
     hdr = ccd.header
+    config = dict(config or {})
+    if "sum_variance_factor" not in config and "VARSUMF" in hdr:
+        # a resampled stack: its pixels' noise is correlated
+        config["sum_variance_factor"] = float(hdr["VARSUMF"])
+    cfg = PhotometryConfig(**config)
     unit = str(ccd.unit) if ccd.unit is not None else ""
     scale = 1.0
     if "/ s" not in unit and "/s" not in unit:

@@ -41,6 +41,9 @@ class PhotometryConfig:
     # sky annulus pixels where a detected neighbour's profile exceeds this fraction of the
     # pixel noise are left out (0: off; see tgpcore.photometry.aperture.neighbour_map)
     neighbour_threshold: float = 0.1
+    # variance of sums over apertures / sum of the pixel variances (a resampled stack's
+    # correlated noise: its VARSUMF card); scales the aperture and sky errors
+    sum_variance_factor: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data."""
@@ -206,7 +209,7 @@ def measure_image(data: np.ndarray, error: np.ndarray | None, mask: np.ndarray |
         # a filled pixel at the very peak: its value (a median of the neighbours) is too low
         fl[_core_masked(core_mask & ~mask, x, y, 0.5 * fwhm)] |= F.NEAR_MASK
     flux_ap = np.asarray(phot["flux"], float)
-    err_ap = np.asarray(phot["flux_err"], float)
+    err_ap = np.asarray(phot["flux_err"], float) * np.sqrt(max(cfg.sum_variance_factor, 1.0))
     is_blend = blended(x, y, flux_ap, cfg.blend_fwhm * fwhm, cfg.blend_min_ratio)
     fl[is_blend] |= F.BLENDED
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -275,7 +278,7 @@ def _psf_path(sub, err_img, mask, x, y, flux, flux_err, fl, use_psf, cand, fwhm,
     pf = np.full(len(x), np.nan)
     pe = np.full(len(x), np.nan)
     pf[fit_idx] = res["flux"]
-    pe[fit_idx] = res["flux_err"]
+    pe[fit_idx] = np.asarray(res["flux_err"], float) * np.sqrt(max(cfg.sum_variance_factor, 1.0))
     ok_ref = ref_idx[np.isfinite(pf[ref_idx]) & (pf[ref_idx] > 0)]
     info.update({"alpha_px": shape.alpha, "beta": shape.beta, "n_shape_stars": shape.n_stars,
                  "n_reference": int(len(ok_ref))})

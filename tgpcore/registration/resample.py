@@ -16,6 +16,28 @@ def is_identity(matrix: np.ndarray, tol: float = 1e-9) -> bool:
     return bool(np.allclose(np.asarray(matrix, float), np.eye(3), atol=tol, rtol=0))
 
 
+def sum_variance_factor(matrix: np.ndarray, out_shape: tuple[int, int], step: int = 16) -> float:
+    """How much a bilinear resampling understates the variance of sums over areas.
+
+    :func:`warp` gives each output pixel its own variance, ``sum(w_j^2 v_j)`` over the four
+    input pixels that feed it. Neighbouring output pixels share input pixels, so the noise
+    is correlated: a sum over an aperture (much larger than a pixel) has the variance of the
+    input pixels it covers, ``sum(w_j v_j)`` per output pixel, which is larger by
+    ``1 / mean(w_x^2 + (1-w_x)^2)(w_y^2 + (1-w_y)^2)``: 1 for whole-pixel shifts, up to 4 at
+    half a pixel in x and y. Sampled on a grid of output pixels every ``step`` pixels.
+    """
+    if is_identity(matrix):
+        return 1.0
+    inv = np.linalg.inv(np.asarray(matrix, float))
+    ny, nx = out_shape
+    gy, gx = np.mgrid[0:ny:step, 0:nx:step].astype(float)
+    sx = inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2]
+    sy = inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 2]
+    fx, fy = sx - np.floor(sx), sy - np.floor(sy)
+    w2 = (fx**2 + (1 - fx) ** 2) * (fy**2 + (1 - fy) ** 2)
+    return float(1.0 / np.mean(w2))
+
+
 def warp(data: np.ndarray, variance: np.ndarray, mask: np.ndarray, matrix: np.ndarray,
          out_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Resample a frame onto the reference grid.
@@ -36,6 +58,7 @@ def warp(data: np.ndarray, variance: np.ndarray, mask: np.ndarray, matrix: np.nd
     data, variance, mask
         On the reference grid (float32, float32, bool). A reference pixel is masked when any
         frame pixel that contributes to it is masked, or when it falls outside the frame.
+        The variance is each pixel's own; sums over areas need :func:`sum_variance_factor`.
     """
     if is_identity(matrix) and data.shape == tuple(out_shape):
         return (data.astype(np.float32), variance.astype(np.float32),

@@ -22,7 +22,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 
 from tgpcore.io.atomic import atomic_path
 from tgpcore.io.fits import FLAG_NOCOVERAGE, provenance, read_ccd, write_ccd
-from tgpcore.registration.resample import is_identity, warp
+from tgpcore.registration.resample import is_identity, sum_variance_factor, warp
 
 
 @dataclass
@@ -120,6 +120,7 @@ def _prepare(members: list[StackMember], shape: tuple[int, int], work: Path
                          "airmass": _airmass(hdr),
                          "sky_e_per_s": float(np.median(d[good])) if good.any() else 0.0,
                          "sky_var": float(np.median(v[good])) if good.any() else np.inf,
+                         "sum_var_factor": 1.0,
                          "good_fraction": float(good.mean())})
             continue
         ccd = read_ccd(m.path)
@@ -142,6 +143,7 @@ def _prepare(members: list[StackMember], shape: tuple[int, int], work: Path
         info.append({"path": m.path, "exptime_s": t, "source": {"kind": "spool"},
                      "airmass": am,
                      "sky_e_per_s": sky, "sky_var": sky_var,
+                     "sum_var_factor": sum_variance_factor(m.matrix, shape),
                      "good_fraction": float(good.mean())})
     return info, header
 
@@ -284,9 +286,11 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
         n = len(members)
         sky = np.array([i["sky_e_per_s"] for i in info])
         weights = None
+        sv = np.array([i["sky_var"] for i in info])
+        rho = np.array([i["sum_var_factor"] for i in info])
         if weighting == "frame":
-            sv = np.array([i["sky_var"] for i in info])
-            weights = np.where(np.isfinite(sv) & (sv > 0), 1.0 / sv, 0.0)
+            # the sky variance of a star's aperture, not of one (resampled) pixel
+            weights = np.where(np.isfinite(sv) & (sv > 0), 1.0 / (sv * rho), 0.0)
         per_row = n * nx * 60 * max(1, n_threads)  # bytes per row, temporaries included
         rows = int(max(1, min(ny, mem_budget_mb * 2**20 // per_row)))
         mean = np.zeros(shape, np.float32)
@@ -323,6 +327,12 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
     hdr["NCOMBINE"] = (n, "frames stacked")
     hdr["STKCLIP"] = (sigma, "clipping threshold, sigma")
     hdr["STKWGHT"] = (weighting, "weighting of the stack")
+    # aperture sums: their variance over the sum of the pixel variances (resampling noise
+    # correlation), for the frames' weights in the mean
+    wf = weights if weights is not None else np.where(np.isfinite(sv) & (sv > 0), 1 / sv, 0.0)
+    den = float(np.sum(wf**2 * sv)) if np.isfinite(sv).all() else 0.0
+    hdr["VARSUMF"] = (round(float(np.sum(wf**2 * sv * rho)) / den, 4) if den > 0 else 1.0,
+                      "variance of area sums / sum of pixel variances")
     am = [i.get("airmass") for i in info]
     x_eff = effective_airmass(am, weights if weights is not None else t)
     if x_eff is not None:
