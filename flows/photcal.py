@@ -38,7 +38,7 @@ from tgpcore.io.checksum import product_key, sha256_file
 from tgpcore.photcal.fit import CalibrationSolution
 from tgpcore.plots.photcal import residuals_figure
 
-PHOTCAL_PARAMS_VERSION = 1
+PHOTCAL_PARAMS_VERSION = 2  # 2: standards through the program stars' apertures; GLS fit
 
 
 class PhotcalParams(PhotometryParams):

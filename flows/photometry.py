@@ -30,7 +30,7 @@ from tgpcore import __version__
 from tgpcore.io.checksum import product_key, sha256_file
 from tgpcore.registration.products import NOMINAL_FWHM_PX
 
-PHOTOMETRY_PARAMS_VERSION = 1
+PHOTOMETRY_PARAMS_VERSION = 2  # 2: neighbour-free sky annuli; VARSUMF error scaling
 
 
 class PhotometryParams(RegisterParams):
