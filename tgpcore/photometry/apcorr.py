@@ -38,6 +38,7 @@ class ApertureCorrection:
     moffat_alpha: float | None = None
     moffat_beta: float | None = None
     tail_fraction: float | None = None
+    model_factor: float | None = None
 
     def to_dict(self) -> dict:
         """Plain data."""
@@ -189,14 +190,39 @@ def curve_of_growth(data: np.ndarray, error: np.ndarray | None, mask: np.ndarray
                               fwhm_px)
             n_used = int(good.sum())
             if fit is not None:
-                a, b, factor, rel = fit
+                a, b, model_factor, model_rel = fit
+                # Empirical to r_max, the model only beyond: per star, the growth to r_max
+                # times the ratio of its r_ap flux with the growth curve's sky to that with
+                # the photometry's sky (its own wing in the photometry annulus), over the
+                # model's fraction of the total within r_max.
+                gi = idx[good]
+                bkg_p, _, _, _ = annulus_background(data, mask, x[gi], y[gi], r_in, r_out)
+                net_p = flux[good][:, 0] - bkg_p * area[good][:, 0]
+                tail = float(_measured(r_max, a, b, r1, r2))
+                fi = net[:, -1] / net_p / tail
+                wi = np.where(np.isfinite(fi) & (net_p > 0), wts[:, -1], 0.0)
+                if wi.sum() > 0:
+                    factor = float(np.sum(wi * fi) / wi.sum())
+                    # weights are 1/error^2 of each star's growth: the mean's error, scaled
+                    # by the scatter when the stars disagree more than their errors say
+                    n_w = int(np.count_nonzero(wi))
+                    chi2 = float(np.sum(wi * (fi - factor) ** 2)) / max(n_w - 1, 1)
+                    stat = float(np.sqrt(max(chi2, 1.0) / wi.sum()))
+                    # the tail beyond r_max: a tenth of it as its uncertainty
+                    rel = float(np.hypot(stat / factor, 0.1 * (1.0 / tail - 1.0)))
+                    method = (f"curve of growth ({n_used} stars) to {r_max / fwhm_px:.1f} FWHM, "
+                              "Moffat tail beyond")
+                else:
+                    factor, rel = model_factor, model_rel
+                    method = f"curve of growth ({n_used} stars) fitted by a Moffat profile"
                 return ApertureCorrection(
                     factor=factor, mag=float(-2.5 * np.log10(factor)),
                     mag_err=float(1.0857 * rel), n_stars=n_used, r_ap=float(r_ap), r_max=r_max,
-                    method=f"curve of growth ({n_used} stars) fitted by a Moffat profile",
+                    method=method,
                     radii=[float(r) for r in radii], growth=[float(v) for v in growth],
                     moffat_alpha=a, moffat_beta=b,
-                    tail_fraction=float(1.0 - moffat_enclosed(r_max, a, b)))
+                    tail_fraction=float(1.0 - moffat_enclosed(r_max, a, b)),
+                    model_factor=float(model_factor))
             factor = float(growth[-1])
             return ApertureCorrection(
                 factor=factor, mag=float(-2.5 * np.log10(factor)),
