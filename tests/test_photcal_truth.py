@@ -98,10 +98,12 @@ def night_run(tmp_path_factory):
 
 
 KNOWN_GAP = pytest.mark.xfail(
-    reason="open: B's ZP comes out +0.012 +- 0.005 and k +0.008 +- 0.003 (errors that include "
-           "each frame's aperture-correction error, 0.2-0.3 %, shared by its stars; the worst "
-           "frame is 0.5 % off); U's S/N > 10 stars have pull std 1.7 (B 1.3). B and V bright "
-           "RMS (0.009, 0.006), V's pulls (1.03), V's and U's ZP and k pass.", strict=False)
+    reason="open: B's ZP comes out +0.011 +- 0.008 and k +0.007 +- 0.005: each standard "
+           "frame's aperture correction rests on 6-11 stars, and the worst (X = 2.34, 2.5\" "
+           "seeing) is 0.9 % off, 1.7 times its error; a growth-curve model shared by the "
+           "night's frames (as DAOGROW does) would pool them. U's S/N > 10 stars have pull "
+           "std 1.24 (limit 1.2). Everything else passes: U and V ZP and k, bright RMS "
+           "0.012/0.009/0.007 (U/B/V), pulls B 1.10, V 0.90.", strict=False)
 
 
 @KNOWN_GAP
