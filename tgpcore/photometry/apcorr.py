@@ -168,9 +168,22 @@ def curve_of_growth(data: np.ndarray, error: np.ndarray | None, mask: np.ndarray
         if error is None:
             flux_err = np.sqrt(area) * bstd[:, None]
         full = np.pi * radii**2
-        good = np.all(area > 0.999 * full[None, :], axis=1) & (frac > 0.6) & np.isfinite(bkg)
-        net = flux - bkg[:, None] * area
-        good &= net[:, 0] > 0
+        # Masked pixels (cosmic-ray tracks, bad columns) outside the core would otherwise
+        # exclude most bright stars from a frame's growth curve: each ring between two radii
+        # is counted at its mean surface brightness over its whole area instead (the profile
+        # is round). The core (within r_ap) must be whole, each ring at least half there.
+        d_flux = np.diff(flux, axis=1, prepend=0.0)
+        d_area = np.diff(area, axis=1, prepend=0.0)
+        d_full = np.diff(full, prepend=0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(d_area > 0, d_full[None, :] / d_area, np.nan)
+        good = (area[:, 0] > 0.999 * full[0]) & np.all(d_area > 0.5 * d_full[None, :], axis=1) \
+            & (frac > 0.6) & np.isfinite(bkg)
+        net = np.cumsum((d_flux - bkg[:, None] * d_area) * scale, axis=1)
+        flux_err = np.sqrt(np.cumsum((np.diff(flux_err**2, axis=1, prepend=0.0)
+                                      * scale**2), axis=1))
+        area = np.broadcast_to(full, area.shape)
+        good &= np.isfinite(net).all(axis=1) & (net[:, 0] > 0)
         if good.sum() >= min_stars:
             net, flux_err = net[good], flux_err[good]
             net_err = np.hypot(flux_err, area[good] * bkg_err[good, None])
