@@ -21,7 +21,14 @@ from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from tgpcore.io.atomic import atomic_path
-from tgpcore.io.fits import FLAG_NOCOVERAGE, provenance, read_ccd, write_ccd
+from tgpcore.io.fits import (
+    FLAG_NOCOVERAGE,
+    FLAG_SATURATED,
+    provenance,
+    read_ccd,
+    read_flags,
+    write_ccd,
+)
 from tgpcore.registration.resample import is_identity, sum_variance_factor, warp
 
 
@@ -236,6 +243,38 @@ def combine_block(d: np.ndarray, v: np.ndarray, bad: np.ndarray, sky: np.ndarray
     return mean, var, used, clipped
 
 
+def saturated_in_any(members: list[StackMember], shape: tuple[int, int]) -> np.ndarray:
+    """Stack pixels that any frame saturated (its FLAGS' saturated bit, resampled).
+
+    The stack's value there comes from the frames that did not saturate, so a star whose core
+    saturated in some frames has a profile mixed from different seeings and exposure
+    weights: it is not fit for aperture photometry (nor for a curve of growth), and the
+    short exposures should measure it.
+    """
+    out = np.zeros(shape, bool)
+    for m in members:
+        fl = read_flags(m.path)
+        if fl is None or not (fl & FLAG_SATURATED).any():
+            continue
+        sat = (fl & FLAG_SATURATED) != 0
+        if is_identity(m.matrix) and sat.shape == tuple(shape):
+            out |= sat
+            continue
+        from scipy.ndimage import map_coordinates
+
+        inv = np.linalg.inv(np.asarray(m.matrix, float))
+        satf = sat.astype(np.float32)
+        step = max(1, 4_000_000 // max(shape[1], 1))
+        xr = np.arange(shape[1], dtype=np.float64)
+        for r0 in range(0, shape[0], step):
+            gx, gy = np.meshgrid(xr, np.arange(r0, min(shape[0], r0 + step), dtype=np.float64))
+            sx = inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2]
+            sy = inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 2]
+            out[r0:r0 + len(gx)] |= map_coordinates(satf, [sy, sx], order=1,
+                                                   mode="constant", cval=0.0) > 0
+    return out
+
+
 def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: str | Path, *,
                  sigma: float = 5.0, rel_tol: float = 0.1, max_iters: int = 3,
                  weighting: str = "frame", mem_budget_mb: float = 256.0,
@@ -320,6 +359,7 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
     finally:
         shutil.rmtree(work, ignore_errors=True)
     nocov = expmap <= 0
+    saturated = saturated_in_any(members, shape) & ~nocov
     hdr = fits.Header(header if header is not None else first_header)
     total = float(t.sum())
     hdr["EXPTIME"] = (1.0, "data are a rate: e-/s")
@@ -343,10 +383,12 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
         del hdr["AIRMASS"]
     provenance(hdr, "stack", f"{label + ': ' if label else ''}{n} frames, {total:g} s, "
                f"{weighting}-weighted mean, clip {sigma:g} sigma + {rel_tol:g} x median")
-    flags = np.where(nocov, FLAG_NOCOVERAGE, 0).astype(np.uint8)
+    hdr["NSATPIX"] = (int(saturated.sum()), "pixels saturated in at least one frame (masked)")
+    flags = (np.where(nocov, FLAG_NOCOVERAGE, 0) | np.where(saturated, FLAG_SATURATED, 0)
+             ).astype(np.uint8)
     ccd = CCDData(np.where(nocov, 0.0, mean).astype(np.float32), unit=u.electron / u.s,
                   header=hdr, uncertainty=StdDevUncertainty(np.sqrt(var).astype(np.float32)),
-                  mask=nocov)
+                  mask=nocov | saturated)
     with atomic_path(out_path) as tmp:
         write_ccd(ccd, tmp, flags=flags)
         fits.append(tmp, expmap, fits.Header({"EXTNAME": "EXPMAP", "BUNIT": "s"}))
