@@ -260,18 +260,18 @@ def saturated_in_any(members: list[StackMember], shape: tuple[int, int]) -> np.n
         if is_identity(m.matrix) and sat.shape == tuple(shape):
             out |= sat
             continue
-        from scipy.ndimage import map_coordinates
-
-        inv = np.linalg.inv(np.asarray(m.matrix, float))
-        satf = sat.astype(np.float32)
-        step = max(1, 4_000_000 // max(shape[1], 1))
-        xr = np.arange(shape[1], dtype=np.float64)
-        for r0 in range(0, shape[0], step):
-            gx, gy = np.meshgrid(xr, np.arange(r0, min(shape[0], r0 + step), dtype=np.float64))
-            sx = inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2]
-            sy = inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 2]
-            out[r0:r0 + len(gx)] |= map_coordinates(satf, [sy, sx], order=1,
-                                                   mode="constant", cval=0.0) > 0
+        # Sparse: each saturated frame pixel marks the (up to) four reference pixels whose
+        # bilinear interpolation reads it.
+        ys, xs = np.nonzero(sat)
+        mat = np.asarray(m.matrix, float)
+        rx = mat[0, 0] * xs + mat[0, 1] * ys + mat[0, 2]
+        ry = mat[1, 0] * xs + mat[1, 1] * ys + mat[1, 2]
+        fx, fy = np.floor(rx).astype(np.int64), np.floor(ry).astype(np.int64)
+        for dx in (0, 1):
+            for dy in (0, 1):
+                cx, cy = fx + dx, fy + dy
+                on = (cx >= 0) & (cx < shape[1]) & (cy >= 0) & (cy < shape[0])
+                out[cy[on], cx[on]] = True
     return out
 
 
