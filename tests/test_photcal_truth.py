@@ -19,19 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _nightrun import run_in_harness, stages_to_photometry
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from prefect import flow
-from prefect.testing.utilities import prefect_test_harness
 
-from flows.calibrate import run_calibrate_stage
-from flows.inventory import run_inventory_stage
 from flows.photcal import PhotcalParams, run_photcal_stage
-from flows.photometry import run_photometry_stage
-from flows.plan import run_plan_stage
-from flows.register import run_register_stage, run_solve_stage
-from flows.runners import RunnerSettings, make_task_runner
-from flows.session import open_session, run_database
+from flows.runners import RunnerSettings
+from flows.session import run_database
 from tgpcore.photcal import read_hdf5_table
 from tgpcore.photometry import flags as F
 from tgpcore.simulate import simulate_night
@@ -68,14 +63,8 @@ def night_run(tmp_path_factory):
 
     @flow(name="test-photcal-night")
     def night_flow():
-        session = open_session(params.data, params.out, params.profile,
-                               params.model_dump(mode="json"))
-        inv = run_inventory_stage(session, params)
-        plan = run_plan_stage(session, params, inv)
-        cal = run_calibrate_stage(session, params, inv, plan)
-        reg = run_register_stage(session, params, cal, inv)
-        sol = run_solve_stage(session, params, reg)
-        phot = run_photometry_stage(session, params, reg, sol, inv)
+        r = stages_to_photometry(params)
+        session, inv, cal, sol, phot = r.session, r.inv, r.cal, r.sol, r.phot
         pc = run_photcal_stage(session, params, phot, cal, inv, sol)
         first = next(iter(pc.catalogues.values()))
         pc.first_tables = {"ecsv": Table.read(first["ecsv"]),
@@ -84,16 +73,7 @@ def night_run(tmp_path_factory):
             update={"standards_catalog": str(crippled_path)}), phot, cal, inv, sol)
         return session, phot, pc, bad
 
-    import os
-
-    old = os.environ.pop("TGP_DATABASE_URL", None)
-    try:
-        with prefect_test_harness(server_startup_timeout=120):
-            session, phot, pc, bad = night_flow.with_options(
-                task_runner=make_task_runner(THREADS))()
-    finally:
-        if old is not None:
-            os.environ["TGP_DATABASE_URL"] = old
+    session, phot, pc, bad = run_in_harness(night_flow, THREADS)
     return nt, session, phot, pc, bad
 
 

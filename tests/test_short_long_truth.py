@@ -14,24 +14,17 @@ these 256-pixel stacks, which is why it is measured rather than assumed.)
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
+from _nightrun import run_in_harness, stages_to_photometry
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import Table
 from prefect import flow
-from prefect.testing.utilities import prefect_test_harness
 
-from flows.calibrate import run_calibrate_stage
-from flows.inventory import run_inventory_stage
-from flows.photometry import PhotometryParams, run_photometry_stage
-from flows.plan import run_plan_stage
-from flows.register import run_register_stage, run_solve_stage
-from flows.runners import RunnerSettings, make_task_runner
-from flows.session import open_session
+from flows.photometry import PhotometryParams
+from flows.runners import RunnerSettings
 from tgpcore.io.fits import FLAG_SATURATED, read_flags
 from tgpcore.photcal.standards import COLOUR_OF
 from tgpcore.photometry import flags as F
@@ -53,23 +46,10 @@ def night(tmp_path_factory):
 
     @flow(name="test-short-long")
     def night_flow():
-        session = open_session(params.data, params.out, params.profile,
-                               params.model_dump(mode="json"))
-        inv = run_inventory_stage(session, params)
-        plan = run_plan_stage(session, params, inv)
-        cal = run_calibrate_stage(session, params, inv, plan)
-        reg = run_register_stage(session, params, cal, inv)
-        sol = run_solve_stage(session, params, reg)
-        return reg, run_photometry_stage(session, params, reg, sol, inv)
+        return stages_to_photometry(params)
 
-    old = os.environ.pop("TGP_DATABASE_URL", None)
-    try:
-        with prefect_test_harness(server_startup_timeout=120):
-            reg, phot = night_flow.with_options(
-                task_runner=make_task_runner(params.runner))()
-    finally:
-        if old is not None:
-            os.environ["TGP_DATABASE_URL"] = old
+    run = run_in_harness(night_flow, params.runner)
+    reg, phot = run.reg, run.phot
     return nt, reg, phot
 
 

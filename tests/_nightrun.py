@@ -1,0 +1,45 @@
+"""Run a simulated night's stages up to photometry inside a Prefect test harness."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.calibrate import run_calibrate_stage
+from flows.inventory import run_inventory_stage
+from flows.photometry import run_photometry_stage
+from flows.plan import run_plan_stage
+from flows.register import run_register_stage, run_solve_stage
+from flows.runners import RunnerSettings, make_task_runner
+from flows.session import open_session
+
+
+def stages_to_photometry(params: Any) -> SimpleNamespace:
+    """Inventory, plan, calibrate, register, solve and photometry of ``params.data`` (call
+    inside a flow); returns the session and every stage's outcome."""
+    session = open_session(params.data, params.out, params.profile,
+                           params.model_dump(mode="json"))
+    inv = run_inventory_stage(session, params)
+    plan = run_plan_stage(session, params, inv)
+    cal = run_calibrate_stage(session, params, inv, plan)
+    reg = run_register_stage(session, params, cal, inv)
+    sol = run_solve_stage(session, params, reg)
+    phot = run_photometry_stage(session, params, reg, sol, inv)
+    return SimpleNamespace(session=session, inv=inv, plan=plan, cal=cal, reg=reg, sol=sol,
+                           phot=phot)
+
+
+def run_in_harness(flow_fn: Callable[[], Any], runner: RunnerSettings) -> Any:
+    """Run a flow under a temporary Prefect server, on SQLite (``TGP_DATABASE_URL`` is
+    set aside meanwhile)."""
+    old = os.environ.pop("TGP_DATABASE_URL", None)
+    try:
+        with prefect_test_harness(server_startup_timeout=120):
+            return flow_fn.with_options(task_runner=make_task_runner(runner))()
+    finally:
+        if old is not None:
+            os.environ["TGP_DATABASE_URL"] = old
