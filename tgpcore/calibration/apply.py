@@ -123,7 +123,7 @@ def calibrate_frame(frame: FrameInput, setup: DetectorSetup, bias: CCDData | Non
         flags[cr] |= FLAG_COSMIC
         n_cr = int(ndimage.label(cr)[1]) if cr.any() else 0
         provenance(header, "cosmic", f"{int(cr.sum())} pixels in {n_cr} cosmic-ray hits masked "
-                                     "(astroscrappy L.A.Cosmic, stars spared, tracks grown)")
+                                     "(L.A.Cosmic, stars spared, tracks grown)")
     mask = flags > 0
     data = np.where(flags & FLAG_NONFINITE, 0.0, data).astype(np.float32)
     header["BUNIT"] = "electron"

@@ -1,5 +1,6 @@
-"""Cosmic-ray detection: L.A.Cosmic (astroscrappy, van Dokkum 2001), then two local clean-ups
-of its mask that know what the point-spread function looks like.
+"""Cosmic-ray detection: L.A.Cosmic (van Dokkum 2001; astroscrappy's algorithm, evaluated only
+where it can fire: ``tgpcore.calibration.lacosmic``), then two local clean-ups of its mask that
+know what the point-spread function looks like.
 
 1. **Spare star-like detections.** A detection whose unflagged 8-neighbours stand well above
    the local background (more than ``spare_ratio`` of its peak, less where the whole core was
@@ -12,21 +13,22 @@ of its mask that know what the point-spread function looks like.
    faint middle of a long track has a weak Laplacian and L.A.Cosmic misses it. Only pixels
    fainter than the detection's peak join, so growth does not climb into a star's core.
 
-Both steps work in small boxes around each detection, so they cost little next to astroscrappy.
+Both steps work in small boxes around each detection.
 """
 
 from __future__ import annotations
 
-import astroscrappy
 import numpy as np
 from scipy import ndimage
+
+from tgpcore.calibration.lacosmic import detect_cosmics
 
 _K8 = np.ones((3, 3), bool)
 
 
 def detect_cosmic_rays(data_e: np.ndarray, mask: np.ndarray, read_noise_e: float,
                        sigclip: float = 4.5, sigfrac: float = 0.3, objlim: float = 5.0,
-                       niter: int = 2, pad: int = 8, sigma_e: np.ndarray | None = None,
+                       niter: int = 2, sigma_e: np.ndarray | None = None,
                        spare_ratio: float = 0.3, grow_nsig: float = 5.0,
                        grow_iter: int = 3, spare_fwhm_px: float = 3.0,
                        spare_bkg_percentile: float = 50.0) -> np.ndarray:
@@ -41,10 +43,9 @@ def detect_cosmic_rays(data_e: np.ndarray, mask: np.ndarray, read_noise_e: float
     read_noise_e : float
         Read noise in electrons.
     sigclip, sigfrac, objlim, niter
-        L.A.Cosmic parameters (astroscrappy's meaning). ``objlim`` protects star cores.
-    pad : int
-        The image is padded by reflection before detection: L.A.Cosmic's median filters
-        otherwise miss most hits within a few pixels of the edges.
+        L.A.Cosmic parameters (astroscrappy's meaning). ``objlim`` protects star cores. The
+        image is reflected at its edges (astroscrappy leaves the outer pixels unfiltered and
+        misses most hits within a few pixels of them).
     sigma_e : ndarray, optional
         Per-pixel uncertainty (e-) for the track growth; Poisson plus read noise by default.
     spare_ratio : float
@@ -67,15 +68,9 @@ def detect_cosmic_rays(data_e: np.ndarray, mask: np.ndarray, read_noise_e: float
     ndarray of bool
         Cosmic-ray pixels.
     """
-    data = np.pad(np.nan_to_num(data_e).astype(np.float32), pad, mode="reflect")
-    inmask = np.pad(np.asarray(mask, dtype=bool), pad, mode="reflect")
-    crmask, _ = astroscrappy.detect_cosmics(
-        np.ascontiguousarray(data), inmask=np.ascontiguousarray(inmask), gain=1.0,
-        readnoise=float(read_noise_e), satlevel=np.inf, sigclip=sigclip, sigfrac=sigfrac,
-        objlim=objlim, niter=niter, sepmed=True, cleantype="meanmask", fsmode="median",
-        verbose=False)
-    cr = np.asarray(crmask, dtype=bool)
-    cr = cr[pad:-pad, pad:-pad] if pad else cr
+    cr = detect_cosmics(np.nan_to_num(data_e).astype(np.float32), np.asarray(mask, dtype=bool),
+                        float(read_noise_e), sigclip=sigclip, sigfrac=sigfrac, objlim=objlim,
+                        niter=niter)
     if not cr.any():
         return cr
     img = np.nan_to_num(np.asarray(data_e, dtype=np.float64))

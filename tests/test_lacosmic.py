@@ -1,0 +1,81 @@
+"""tgpcore.calibration.lacosmic against astroscrappy itself: the same cosmic-ray mask, pixel for
+pixel, away from the outer 6 pixels (where astroscrappy leaves its median filters unapplied and
+ours reflects the image)."""
+
+from __future__ import annotations
+
+import astroscrappy
+import numpy as np
+import pytest
+
+from _starfield import star_field
+from tgpcore.calibration.lacosmic import detect_cosmics
+
+EDGE = 6
+
+
+@pytest.fixture(scope="module")
+def field():
+    """A crowded 512x512 star field (FWHM 2.5 px, a dense core) with 150 injected hits of
+    1-5 px, some on stars, and a masked block."""
+    data, _, _ = star_field(n=800, size=512, fwhm=2.5, sky_e=300.0, seed=3,
+                            core=(250.0, 260.0, 25.0, 200))
+    rng = np.random.default_rng(5)
+    hits = np.zeros(data.shape, bool)
+    for _ in range(150):
+        y, x = rng.integers(10, 502, 2)
+        ang = rng.uniform(0, np.pi)
+        for t in range(int(rng.integers(1, 6))):
+            yy, xx = int(y + t * np.sin(ang)), int(x + t * np.cos(ang))
+            data[yy, xx] += rng.uniform(150.0, 3000.0)
+            hits[yy, xx] = True
+    mask = np.zeros(data.shape, bool)
+    mask[100:110, 200:260] = True
+    mask[300:400, 77] = True                   # a bad column, with hits beside it
+    for y in (310, 330, 350, 371):
+        data[y, 78 + (y % 2)] += 1500.0
+        hits[y, 78 + (y % 2)] = True
+    return data.astype(np.float32), mask, hits
+
+
+def reference(data, mask, niter, var=None, **kw):
+    crmask, _ = astroscrappy.detect_cosmics(
+        data, inmask=mask, gain=1.0, readnoise=5.0, satlevel=np.inf, niter=niter, sepmed=True,
+        cleantype="meanmask", fsmode="median", invar=var, verbose=False, **kw)
+    return np.asarray(crmask, bool)
+
+
+@pytest.mark.parametrize("niter", [1, 2, 4])
+def test_same_mask_as_astroscrappy(field, niter):
+    data, mask, hits = field
+    ref = reference(data, mask, niter)
+    ours = detect_cosmics(data, mask, 5.0, niter=niter)
+    inner = (slice(EDGE, -EDGE), slice(EDGE, -EDGE))
+    assert ref[inner].sum() > 300, "the field has hits to find"
+    assert (ref[inner] & hits[inner]).sum() > 0.8 * hits[inner].sum()
+    np.testing.assert_array_equal(ours[inner], ref[inner])
+    assert not (ours & mask).any()
+
+
+def test_same_mask_with_variance_and_other_thresholds(field):
+    data, mask, _ = field
+    var = (np.maximum(data, 0) + 25.0) * np.float32(1.3)
+    kw = {"sigclip": 4.0, "sigfrac": 0.5, "objlim": 3.0}
+    ref = reference(data, mask, 2, var=var, **kw)
+    ours = detect_cosmics(data, mask, 5.0, niter=2, var=var, **kw)
+    inner = (slice(EDGE, -EDGE), slice(EDGE, -EDGE))
+    np.testing.assert_array_equal(ours[inner], ref[inner])
+
+
+def test_hits_at_the_edge_are_found_and_bad_shapes_refused():
+    rng = np.random.default_rng(1)
+    data = rng.normal(300.0, np.sqrt(325.0), (64, 80)).astype(np.float32)
+    data[0, 40] += 2000.0
+    data[63, 0] += 2000.0
+    cr = detect_cosmics(data, None, 5.0, niter=2)
+    assert cr[0, 40] and cr[63, 0]
+    assert cr.sum() <= 6
+    with pytest.raises(ValueError, match="mask shape"):
+        detect_cosmics(data, np.zeros((3, 3), bool), 5.0)
+    with pytest.raises(ValueError, match="2-D"):
+        detect_cosmics(data[0], None, 5.0)
