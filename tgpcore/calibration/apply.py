@@ -79,7 +79,7 @@ def calibrate_frame(frame: FrameInput, setup: DetectorSetup, bias: CCDData | Non
     t = float(frame.exptime_s)
     var_masters = np.zeros(shape, dtype=np.float32)
     if bias is not None:
-        data -= bias.data.astype(np.float32)
+        data -= np.asarray(bias.data, np.float32)
         if bias.uncertainty is not None:
             # The dark was made with the same master bias: subtracting s = t / t_dark of it
             # gives back s of the bias, so the bias's noise enters with weight (1 - s).
@@ -90,7 +90,7 @@ def calibrate_frame(frame: FrameInput, setup: DetectorSetup, bias: CCDData | Non
     provenance(header, "gain", f"x {setup.gain_e_per_adu} e-/ADU: electrons")
     if dark is not None:
         # The master dark is a rate (e-/s): scaling it to this exposure is a product.
-        data -= dark.data.astype(np.float32) * np.float32(t)
+        data -= np.asarray(dark.data, np.float32) * np.float32(t)
         if dark.uncertainty is not None:
             var_masters += (dark.uncertainty.array * t) ** 2
         provenance(header, "dark", f"subtracted master dark {dark.header.get('TGPKEY', '')} "
@@ -98,7 +98,7 @@ def calibrate_frame(frame: FrameInput, setup: DetectorSetup, bias: CCDData | Non
     # Noise of the charge on the detector (before flat division): RN^2 + Poisson.
     detected = np.maximum(data, 0.0)
     var = np.float32(setup.read_noise_e ** 2) + detected + var_masters
-    fl = flat.data.astype(np.float32)
+    fl = np.asarray(flat.data, np.float32)
     safe = fl > 0.05
     fl_safe = np.where(safe, fl, 1.0)
     data = data / fl_safe

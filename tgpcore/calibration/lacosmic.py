@@ -21,9 +21,11 @@ astroscrappy takes 0.84 s (``benchmarks/bench_calibration.py`` measures the whol
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
-_P = 8          # internal reflective padding: covers the 13x13 windows (6 px) and dilations
+_P = 10         # internal reflective padding
+_EDGE = 8       # outer pixels of the padded image never evaluated (windows reach 6 px, caches 8)
 _CHUNK = 8192   # candidates per vectorised block (bounds the windows' memory)
 
 
@@ -46,10 +48,10 @@ def _laplacian(img: np.ndarray) -> np.ndarray:
     return out
 
 
-def _windows(a: np.ndarray, ys: np.ndarray, xs: np.ndarray, half: int) -> np.ndarray:
-    """(K, 2 half + 1, 2 half + 1) windows of ``a`` centred on (ys, xs)."""
+def _offsets(half: int, nx: int) -> np.ndarray:
+    """Flat offsets of a (2 half + 1)^2 box, row by row, in an image with rows of ``nx``."""
     d = np.arange(-half, half + 1)
-    return a[(ys[:, None, None] + d[None, :, None]), (xs[:, None, None] + d[None, None, :])]
+    return (d[:, None] * nx + d[None, :]).ravel()
 
 
 def _median(a: np.ndarray) -> np.ndarray:
@@ -97,7 +99,7 @@ class _State:
     as astroscrappy), so neighbouring candidates share their windows. Pixels are flat indices.
     """
 
-    _MAPS = ("rowvar", "noise", "s", "rows", "sp", "row5", "f5", "row9")
+    _MAPS = ("rowvar", "noise", "s", "rows", "sp")
 
     def __init__(self, img: np.ndarray, var: np.ndarray, mask: np.ndarray):
         self.shape = img.shape
@@ -105,13 +107,28 @@ class _State:
         self.img = img.ravel()
         self.var = var.ravel()
         self.good = ~mask.ravel()
-        self.scratch = np.empty(self.img.size, np.int64)
-        self.refresh()
-
-    def refresh(self) -> None:
-        self.lap = _laplacian(self.img.reshape(self.shape)).ravel()
+        self.scratch = np.empty(self.img.size, np.int32)
+        self.lap = _laplacian(img).ravel()
         for name in self._MAPS:
             setattr(self, name, np.full(self.img.size, np.nan, np.float32))
+
+    def spread(self, idx: np.ndarray, half: int) -> np.ndarray:
+        """Pixels within ``half`` pixels (Chebyshev) of ``idx``."""
+        return _spread(_spread(idx, half, 1, self.scratch), half, self.nx, self.scratch)
+
+    def changed(self, idx: np.ndarray) -> None:
+        """The image and variance changed at ``idx``: forget what depended on them (within 8
+        px: the variance's 7x7 medians, then s's) and recompute the Laplacian (within 1 px)."""
+        near = self.spread(idx, 8)
+        for name in self._MAPS:
+            getattr(self, name)[near] = np.nan
+        lap_idx = self.spread(idx, 1)
+        nx = self.nx
+        v = self.img
+        two = 2.0 * v[lap_idx]
+        n, s, w, e = v[lap_idx - nx], v[lap_idx + nx], v[lap_idx - 1], v[lap_idx + 1]
+        self.lap[lap_idx] = 0.25 * (np.maximum(two - w - n, 0) + np.maximum(two - e - n, 0)
+                                    + np.maximum(two - w - s, 0) + np.maximum(two - e - s, 0))
 
     def _fill(self, name: str, need: np.ndarray, src: str, half: int, step: int) -> None:
         """Map ``name`` = line median of map ``src`` at the indices ``need`` not yet known."""
@@ -120,55 +137,69 @@ class _State:
         if len(need):
             m[need] = _line_median(getattr(self, src), need, half, step)
 
-    def eval_sp(self, idx: np.ndarray) -> None:
-        """sp = s - sepmed7(s), with s = Laplacian / (2 sqrt(sepmed7(var))), at ``idx``."""
-        idx = idx[np.isnan(self.sp[idx])]
+    def _eval_s(self, idx: np.ndarray) -> None:
+        """s = Laplacian / (2 noise), noise = sqrt(sepmed7(var)), at ``idx`` (not yet known)."""
+        idx = idx[np.isnan(self.s[idx])]
         if not len(idx):
             return
         nx = self.nx
-        need_rows = _spread(idx, 3, nx, self.scratch)        # row medians of s, for sepmed7(s)
-        need_s = _spread(need_rows, 3, 1, self.scratch)
-        self._fill("rowvar", _spread(need_s, 3, nx, self.scratch), "var", 3, 1)
-        si = need_s[np.isnan(self.s[need_s])]
-        noise = np.sqrt(np.maximum(_line_median(self.rowvar, si, 3, nx), np.float32(1e-5)))
-        self.noise[si] = noise
-        self.s[si] = self.lap[si] / (np.float32(2.0) * noise)
-        self._fill("rows", need_rows, "s", 3, 1)
-        self.sp[idx] = self.s[idx] - _line_median(self.rows, idx, 3, nx)
+        self._fill("rowvar", _spread(idx, 3, nx, self.scratch), "var", 3, 1)
+        noise = np.sqrt(np.maximum(_line_median(self.rowvar, idx, 3, nx), np.float32(1e-5)))
+        self.noise[idx] = noise
+        self.s[idx] = self.lap[idx] / (np.float32(2.0) * noise)
+
+    def sp_above(self, idx: np.ndarray, threshold: float) -> np.ndarray:
+        """Whether sp = s - sepmed7(s) > ``threshold`` at ``idx``.
+
+        s >= 0 everywhere (the Laplacian is clipped at zero), so sp <= s: sp is computed (its
+        7x7 neighbourhood of s, and theirs of the variance) only where s > ``threshold``.
+        """
+        self._eval_s(idx)
+        todo = idx[np.isnan(self.sp[idx]) & (self.s[idx] > threshold)]
+        if len(todo):
+            nx = self.nx
+            need_rows = _spread(todo, 3, nx, self.scratch)     # row medians of s
+            self._eval_s(_spread(need_rows, 3, 1, self.scratch))
+            self._fill("rows", need_rows, "s", 3, 1)
+            self.sp[todo] = self.s[todo] - _line_median(self.rows, todo, 3, nx)
+        return self.sp[idx] > threshold                          # NaN (s too low): False
 
     def fine_structure(self, idx: np.ndarray) -> np.ndarray:
-        """f = (sepmed5(img) - sepmed9(sepmed5(img))) / noise, clipped at 0.01, at ``idx``."""
-        nx = self.nx
-        need_row9 = _spread(idx, 4, nx, self.scratch)
-        need_f5 = _spread(need_row9, 4, 1, self.scratch)
-        self._fill("row5", _spread(need_f5, 2, nx, self.scratch), "img", 2, 1)
-        self._fill("f5", need_f5, "row5", 2, nx)
-        self._fill("row9", need_row9, "f5", 4, 1)
-        m9 = _line_median(self.row9, idx, 4, nx)
-        return np.maximum((self.f5[idx] - m9) / self.noise[idx], np.float32(0.01))
+        """f = (sepmed5(img) - sepmed9(sepmed5(img))) / noise, clipped at 0.01, at ``idx``
+        (where the noise is known), from each pixel's 13x13 window."""
+        off = _offsets(6, self.nx)
+        out = np.empty(len(idx), np.float32)
+        for i in range(0, len(idx), _CHUNK):
+            w = self.img[idx[i:i + _CHUNK, None] + off].reshape(-1, 13, 13)
+            rows = _median(sliding_window_view(w, 5, axis=2))               # (K, 13, 9)
+            f5 = _median(sliding_window_view(rows, 5, axis=1))              # (K, 9, 9)
+            m9 = _median(_median(f5))
+            out[i:i + _CHUNK] = f5[:, 4, 4] - m9
+        return np.maximum(out / self.noise[idx], np.float32(0.01))
 
     def neighbours(self, idx: np.ndarray) -> np.ndarray:
         """Good pixels within one pixel (8-connected) of ``idx``."""
-        out = _spread(_spread(idx, 1, 1, self.scratch), 1, self.nx, self.scratch)
+        out = self.spread(idx, 1)
         return out[self.good[out]]
 
 
-def _clean(st: _State, crmask: np.ndarray, background: tuple[float, float]) -> None:
+def _clean(st: _State, crmask: np.ndarray, background: tuple[float, float]) -> np.ndarray:
     """astroscrappy's ``meanmask`` clean: each flagged pixel becomes the mean of the unflagged,
     unmasked pixels of its 5x5 box (the image's median where there are none), in the image and
-    in the variance. ``crmask`` is flat."""
+    in the variance. ``crmask`` is flat; returns the cleaned indices."""
     idx = np.flatnonzero(crmask)
     usable = ~crmask & st.good
-    d = (np.arange(-2, 3)[:, None] * st.nx + np.arange(-2, 3)[None, :]).ravel()
+    off = _offsets(2, st.nx)
     for arr, level in ((st.img, background[0]), (st.var, background[1])):
         new = np.empty(len(idx), np.float32)
         for i in range(0, len(idx), _CHUNK):
-            w = idx[i:i + _CHUNK, None] + d
+            w = idx[i:i + _CHUNK, None] + off
             u = usable[w]
             n = u.sum(axis=1)
             tot = np.where(u, arr[w], 0).sum(axis=1, dtype=np.float32)
             new[i:i + _CHUNK] = np.where(n > 0, tot / np.maximum(n, 1), level)
         arr[idx] = new
+    return idx
 
 
 def detect_cosmics(data: np.ndarray, mask: np.ndarray | None = None, readnoise: float = 6.5,
@@ -208,34 +239,33 @@ def detect_cosmics(data: np.ndarray, mask: np.ndarray | None = None, readnoise: 
     st = _State(np.pad(data, _P, mode="reflect"), np.pad(v, _P, mode="reflect"),
                 np.pad(mask, _P, mode="reflect"))
     # The reflected border is searched and cleaned too (as if the image went on), except its
-    # outer 6 px, which the windows would overrun.
+    # outer pixels, which the windows would overrun.
     inner = np.zeros(st.shape, bool)
-    inner[6:-6, 6:-6] = True
-    inner = inner.ravel()
-    st.good &= inner
+    inner[_EDGE:-_EDGE, _EDGE:-_EDGE] = True
+    st.good &= inner.ravel()
     crmask = np.zeros(st.img.size, bool)
-    region = inner
     sigcliplow = np.float32(sigfrac * sigclip)
+    # First pass: s = Laplacian / (2 sqrt(sepmed7(var))) > sigclip is needed, and the 7x7
+    # median is never below the 7x7 minimum.
+    lo = np.sqrt(np.maximum(_min_bound(st.var.reshape(st.shape)), np.float32(1e-5))).ravel()
+    cand = np.flatnonzero((st.lap > np.float32(2.0 * sigclip) * lo) & st.good)
+    del lo
     for it in range(niter):
-        lo = np.sqrt(np.maximum(_min_bound(st.var.reshape(st.shape)), np.float32(1e-5)))
-        cand = np.flatnonzero((st.lap > np.float32(2.0 * sigclip) * lo.ravel()) & st.good
-                              & region)
-        st.eval_sp(cand)
-        cand = cand[st.sp[cand] > sigclip]
+        cand = cand[st.sp_above(cand, sigclip)]
         seeds = cand[st.sp[cand] / st.fine_structure(cand) > objlim] if len(cand) else cand
         # astroscrappy's two growth steps: neighbours above sigclip, then above sigfrac x sigclip
         grown = st.neighbours(seeds)
-        st.eval_sp(grown)
-        grown = grown[st.sp[grown] > sigclip]
+        grown = grown[st.sp_above(grown, sigclip)]
         grown = st.neighbours(grown)
-        st.eval_sp(grown)
-        grown = grown[st.sp[grown] > sigcliplow]
+        grown = grown[st.sp_above(grown, sigcliplow)]
         if not len(grown):
             break
         crmask[grown] = True
         if it + 1 == niter:
             break
-        _clean(st, crmask, background)
-        region = ndimage.maximum_filter(crmask.reshape(st.shape), size=13).ravel() & inner
-        st.refresh()
+        cleaned = _clean(st, crmask, background)
+        st.changed(cleaned)
+        # only within 6 px of a cleaned pixel can sp or f differ from the last pass
+        cand = st.spread(cleaned, 6)
+        cand = cand[st.good[cand]]
     return crmask.reshape(st.shape)[_P:-_P, _P:-_P]

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -244,5 +246,22 @@ def build_master_flat(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
 
 
 def load_master(path: str | None) -> CCDData | None:
-    """Read a master written by the calibration stage (None passes through)."""
-    return read_ccd(path) if path else None
+    """Read a master written by the calibration stage (None passes through).
+
+    A worker calibrates many frames against the same few masters: the last few read are kept
+    (keyed by path, size and modification time, so a rewritten master is read again). Callers
+    must not modify the returned arrays.
+    """
+    if not path:
+        return None
+    st = os.stat(path)
+    return _read_master(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_master(path: str, size: int, mtime_ns: int) -> CCDData:
+    ccd = read_ccd(path)
+    for a in (ccd.data, ccd.mask, getattr(ccd.uncertainty, "array", None)):
+        if a is not None:
+            a.flags.writeable = False
+    return ccd
