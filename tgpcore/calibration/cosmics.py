@@ -13,10 +13,12 @@ know what the point-spread function looks like.
    faint middle of a long track has a weak Laplacian and L.A.Cosmic misses it. Only pixels
    fainter than the detection's peak join, so growth does not climb into a star's core.
 
-Both steps work in small boxes around each detection.
+Both steps treat all detections at once, on flat pixel indices.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 from scipy import ndimage
@@ -85,15 +87,51 @@ def detect_cosmic_rays(data_e: np.ndarray, mask: np.ndarray, read_noise_e: float
     return cr
 
 
-def _boxes(cr: np.ndarray, pad: int):
-    """(label, box slices, group mask in the box) for each 8-connected group of ``cr``."""
-    lab, _ = ndimage.label(cr, structure=_K8)
-    ny, nx = cr.shape
-    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
-        y0, y1 = max(sl[0].start - pad, 0), min(sl[0].stop + pad, ny)
-        x0, x1 = max(sl[1].start - pad, 0), min(sl[1].stop + pad, nx)
-        box = (slice(y0, y1), slice(x0, x1))
-        yield box, lab[box] == i
+class _Flat:
+    """An image padded by ``pad`` pixels (outside = excluded), addressed by flat indices."""
+
+    def __init__(self, shape: tuple[int, int], pad: int):
+        self.pad = pad
+        self.shape = (shape[0] + 2 * pad, shape[1] + 2 * pad)
+        self.size = self.shape[0] * self.shape[1]
+        self.nx = self.shape[1]
+
+    def flat(self, a: np.ndarray, fill=0) -> np.ndarray:
+        return np.pad(a, self.pad, constant_values=fill).ravel()
+
+    def box(self, half: int, ring: int = 0) -> np.ndarray:
+        """Flat offsets of the pixels at Chebyshev distance ring..half (0: the whole box)."""
+        d = np.arange(-half, half + 1)
+        dy, dx = np.meshgrid(d, d, indexing="ij")
+        keep = np.maximum(abs(dy), abs(dx)) >= ring
+        return (dy * self.nx + dx)[keep]
+
+    def coords(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.divmod(idx, self.nx)
+
+
+def _pairs(img: _Flat, idx: np.ndarray, lab: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Sorted unique keys label * size + pixel for the pixels at ``offsets`` from each of
+    ``idx`` (whose labels are ``lab``)."""
+    keys = (lab[:, None].astype(np.int64) * img.size + (idx[:, None] + offsets)).ravel()
+    return np.unique(keys)
+
+
+def _group_quantile(lab: np.ndarray, val: np.ndarray, n: int, q: float) -> np.ndarray:
+    """Per label 0..n-1: the q-th percentile of ``val`` (linear, as ``np.percentile``); NaN
+    for labels without values."""
+    order = np.lexsort((val, lab))
+    lab, val = lab[order], val[order]
+    count = np.bincount(lab, minlength=n)
+    start = np.concatenate(([0], np.cumsum(count)[:-1]))
+    out = np.full(n, np.nan)
+    has = count > 0
+    pos = (count[has] - 1) * (q / 100.0)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, count[has] - 1)
+    frac = pos - lo
+    out[has] = val[start[has] + lo] * (1 - frac) + val[start[has] + hi] * frac
+    return out
 
 
 def spare_star_like(data: np.ndarray, cr: np.ndarray, bad: np.ndarray, read_noise_e: float,
@@ -101,69 +139,105 @@ def spare_star_like(data: np.ndarray, cr: np.ndarray, bad: np.ndarray, read_nois
                     bkg_percentile: float = 50.0) -> np.ndarray:
     """Unflag detections whose surroundings rise like a star's profile.
 
-    For each group: background = a percentile (``bkg_percentile``) of the pixels at 4-6 px from
-    it, peak = its brightest pixel, ring = median of its unflagged 8-neighbours at a mean
-    distance d from the peak pixel. A star has ring > ``ratio`` x peak x g(d) (above the
-    background), where g(d) = exp(-4 ln 2 (d^2 - 1) / fwhm^2) is how much further down a
-    Gaussian of ``fwhm_px`` the ring lies when the whole core was flagged (g = 1 at d = 1), and a
-    ring excess above ``nsig`` times the ring median's noise. A cosmic ray leaves its
-    neighbours at the sky whatever its size.
+    For each group (8-connected): background = a percentile (``bkg_percentile``) of the pixels
+    at 4-6 px from it, peak = its brightest pixel, ring = median of its unflagged 8-neighbours
+    at a mean distance d from the peak pixel. A star has ring > ``ratio`` x peak x g(d) (above
+    the background), where g(d) = exp(-4 ln 2 (d^2 - 1) / fwhm^2) is how much further down a
+    Gaussian of ``fwhm_px`` the ring lies when the whole core was flagged (g = 1 at d = 1), and
+    a ring excess above ``nsig`` times the ring median's noise. A cosmic ray leaves its
+    neighbours at the sky whatever its size. Flagged and bad pixels are in no ring; groups with
+    fewer than 3 ring or 8 background pixels stay flagged. All groups at once (flat indices).
     """
-    out = cr.copy()
+    lab2d, n = ndimage.label(cr, structure=_K8)
+    if n == 0:
+        return cr.copy()
+    img = _Flat(cr.shape, 7)
+    d = img.flat(np.asarray(data, np.float64))
+    excl = img.flat(cr | bad, fill=True)
+    labf = img.flat(lab2d)
+    idx = np.flatnonzero(labf)
+    lab = labf[idx]
+    n1 = n + 1
+
+    def split(keys):
+        lk, pix = np.divmod(keys, img.size)
+        ok = ~excl[pix]
+        return lk[ok], pix[ok]
+
+    near_l, near_p = split(_pairs(img, idx, lab, img.box(1)))
+    far_keys = _pairs(img, idx, lab, img.box(6))
+    far_keys = far_keys[~np.isin(far_keys, _pairs(img, idx, lab, img.box(3)),
+                                 assume_unique=True)]
+    far_l, far_p = split(far_keys)
+    n_near = np.bincount(near_l, minlength=n1)
+    n_far = np.bincount(far_l, minlength=n1)
+    bkg = _group_quantile(far_l, d[far_p], n1, bkg_percentile)
+    ring = _group_quantile(near_l, d[near_p], n1, 50.0) - bkg
+    # the brightest pixel of each group, and the mean squared distance of its ring to it
+    order = np.lexsort((-d[idx], lab))
+    first = np.concatenate(([True], lab[order][1:] != lab[order][:-1]))
+    peak_idx = np.zeros(n1, np.int64)
+    peak_idx[lab[order][first]] = idx[order][first]
+    peak = d[peak_idx] - bkg
+    py, px = img.coords(peak_idx[near_l])
+    ny_, nx_ = img.coords(near_p)
+    dist2 = np.bincount(near_l, weights=(ny_ - py) ** 2 + (nx_ - px) ** 2,
+                        minlength=n1) / np.maximum(n_near, 1)
+    noise = 1.25 * np.sqrt(np.maximum(bkg, 0.0) + read_noise_e ** 2) / np.sqrt(
+        np.maximum(n_near, 1))
     k = 4.0 * np.log(2.0) / fwhm_px ** 2
-    for box, g in _boxes(cr, 6):
-        d = data[box]
-        other = (cr[box] & ~g) | bad[box]
-        near = ndimage.binary_dilation(g, _K8) & ~g & ~other
-        far = (ndimage.binary_dilation(g, _K8, iterations=6)
-               & ~ndimage.binary_dilation(g, _K8, iterations=3) & ~other)
-        if near.sum() < 3 or far.sum() < 8:
-            continue
-        bkg = float(np.percentile(d[far], bkg_percentile))
-        gv = np.where(g, d, -np.inf)
-        py, px = np.unravel_index(int(np.argmax(gv)), gv.shape)
-        peak = float(d[py, px]) - bkg
-        ny_, nx_ = np.nonzero(near)
-        dist2 = float(np.mean((ny_ - py) ** 2 + (nx_ - px) ** 2))
-        ring = float(np.median(d[near])) - bkg
-        noise = 1.25 * np.sqrt(max(bkg, 0.0) + read_noise_e ** 2) / np.sqrt(near.sum())
-        expect = ratio * np.exp(-k * max(dist2 - 1.0, 0.0))
-        if peak > 0 and ring > expect * peak and ring > nsig * noise:
-            out[box][g] = False
-    return out
+    expect = ratio * np.exp(-k * np.maximum(dist2 - 1.0, 0.0))
+    with np.errstate(invalid="ignore"):
+        star = ((n_near >= 3) & (n_far >= 8) & (peak > 0) & (ring > expect * peak)
+                & (ring > nsig * noise))
+    star[0] = False
+    return cr & ~star[lab2d]
 
 
 def grow_tracks(data: np.ndarray, cr: np.ndarray, bad: np.ndarray, sigma: np.ndarray,
                 nsig: float = 5.0, iters: int = 3) -> np.ndarray:
     """Add the neighbours of detections that stand ``nsig`` sigma above the median of their
-    own unflagged 8-neighbours (the faint parts of tracks), ``iters`` steps at most."""
-    out = cr.copy()
-    for box, g in _boxes(cr, iters + 2):
-        d, s, b = data[box], sigma[box], bad[box]
-        grown = g.copy()
-        for _ in range(iters):
-            cand = ndimage.binary_dilation(grown, _K8) & ~grown & ~b & ~out[box]
-            if not cand.any():
-                break
-            nb = _neighbour_median(np.where(grown | out[box] | b, np.nan, d))
-            # a track's missed middle is fainter than its detected part; a star core next to a
-            # false detection is brighter
-            new = cand & (d - nb > nsig * s) & (d < d[g].max())
-            if not new.any():
-                break
-            grown |= new
-        out[box] |= grown
-    return out
+    own unflagged 8-neighbours (the faint parts of tracks), ``iters`` steps at most.
 
-
-def _neighbour_median(a: np.ndarray) -> np.ndarray:
-    """Median of each pixel's finite 8-neighbours (NaN where it has none)."""
-    p = np.pad(a, 1, mode="constant", constant_values=np.nan)
-    ny, nx = a.shape
-    shifts = [p[1 + dy:1 + dy + ny, 1 + dx:1 + dx + nx]
-              for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
-    stack = np.stack(shifts)
-    out = np.full(a.shape, np.nan)
-    ok = np.isfinite(stack).any(axis=0)
-    out[ok] = np.nanmedian(stack[:, ok], axis=0)
-    return out
+    A track's missed middle is fainter than its detected part, a star core next to a false
+    detection brighter: a pixel joins only if fainter than the peak of the group it touches
+    (the brightest such group if several).
+    """
+    lab2d, n = ndimage.label(cr, structure=_K8)
+    if n == 0:
+        return cr.copy()
+    img = _Flat(cr.shape, 2)
+    d = img.flat(np.asarray(data, np.float64))
+    sig = img.flat(np.asarray(sigma, np.float64))
+    blocked = img.flat(np.asarray(bad, bool), fill=True)
+    flagged = img.flat(cr)
+    labf = img.flat(lab2d)
+    cur = np.flatnonzero(flagged)
+    peaks = np.full(n + 1, -np.inf)
+    np.maximum.at(peaks, labf[cur], d[cur])
+    limit = np.full(img.size, -np.inf)
+    limit[cur] = peaks[labf[cur]]
+    ring8 = img.box(1, ring=1)
+    for _ in range(iters):
+        cand = (cur[:, None] + ring8).ravel()
+        lim = np.repeat(limit[cur], len(ring8))
+        ok = ~flagged[cand] & ~blocked[cand]
+        cand, lim = cand[ok], lim[ok]
+        if not len(cand):
+            break
+        order = np.lexsort((-lim, cand))         # per pixel, the brightest touching group
+        cand, lim = cand[order], lim[order]
+        first = np.concatenate(([True], cand[1:] != cand[:-1]))
+        cand, lim = cand[first], lim[first]
+        nbr = cand[:, None] + ring8
+        vals = np.where(flagged[nbr] | blocked[nbr], np.nan, d[nbr])
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            nb = np.nanmedian(vals, axis=1)
+            new = (d[cand] - nb > nsig * sig[cand]) & (d[cand] < lim)
+        if not new.any():
+            break
+        flagged[cand[new]] = True
+        limit[cand[new]] = lim[new]
+        cur = np.flatnonzero(flagged)
+    return flagged.reshape(img.shape)[2:-2, 2:-2]

@@ -183,21 +183,25 @@ class _State:
         return out[self.good[out]]
 
 
-def _clean(st: _State, crmask: np.ndarray, background: tuple[float, float]) -> np.ndarray:
+def _clean(st: _State, crmask: np.ndarray, data: np.ndarray, var: np.ndarray,
+           good: np.ndarray) -> np.ndarray:
     """astroscrappy's ``meanmask`` clean: each flagged pixel becomes the mean of the unflagged,
-    unmasked pixels of its 5x5 box (the image's median where there are none), in the image and
-    in the variance. ``crmask`` is flat; returns the cleaned indices."""
+    unmasked pixels of its 5x5 box (the median of the image's good pixels where there are
+    none), in the image and in the variance. ``crmask`` is flat; returns the cleaned indices."""
     idx = np.flatnonzero(crmask)
     usable = ~crmask & st.good
     off = _offsets(2, st.nx)
-    for arr, level in ((st.img, background[0]), (st.var, background[1])):
+    for arr, full in ((st.img, data), (st.var, var)):
         new = np.empty(len(idx), np.float32)
+        n = np.empty(len(idx), np.int64)
         for i in range(0, len(idx), _CHUNK):
             w = idx[i:i + _CHUNK, None] + off
             u = usable[w]
-            n = u.sum(axis=1)
+            n[i:i + _CHUNK] = u.sum(axis=1)
             tot = np.where(u, arr[w], 0).sum(axis=1, dtype=np.float32)
-            new[i:i + _CHUNK] = np.where(n > 0, tot / np.maximum(n, 1), level)
+            new[i:i + _CHUNK] = tot / np.maximum(n[i:i + _CHUNK], 1)
+        if (n == 0).any():  # rare: a whole 5x5 box flagged or masked
+            new[n == 0] = float(np.median(full[good])) if good.any() else 0.0
         arr[idx] = new
     return idx
 
@@ -234,8 +238,6 @@ def detect_cosmics(data: np.ndarray, mask: np.ndarray | None = None, readnoise: 
     # astroscrappy grows the mask by one pixel (8-connected) before it starts
     mask = ndimage.binary_dilation(mask, np.ones((3, 3), bool)) if mask.any() else mask
     good = ~mask
-    background = (float(np.median(data[good])), float(np.median(v[good]))) if good.any() \
-        else (0.0, 0.0)
     st = _State(np.pad(data, _P, mode="reflect"), np.pad(v, _P, mode="reflect"),
                 np.pad(mask, _P, mode="reflect"))
     # The reflected border is searched and cleaned too (as if the image went on), except its
@@ -263,7 +265,7 @@ def detect_cosmics(data: np.ndarray, mask: np.ndarray | None = None, readnoise: 
         crmask[grown] = True
         if it + 1 == niter:
             break
-        cleaned = _clean(st, crmask, background)
+        cleaned = _clean(st, crmask, data, v, good)
         st.changed(cleaned)
         # only within 6 px of a cleaned pixel can sp or f differ from the last pass
         cand = st.spread(cleaned, 6)
