@@ -7,8 +7,8 @@ from __future__ import annotations
 import astroscrappy
 import numpy as np
 import pytest
-
 from _starfield import star_field
+
 from tgpcore.calibration.lacosmic import detect_cosmics
 
 EDGE = 6
