@@ -20,8 +20,9 @@ astroscrappy takes 0.84 s (``benchmarks/bench_calibration.py`` measures the whol
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 _P = 10         # internal reflective padding
@@ -92,6 +93,21 @@ def _min_bound(var: np.ndarray) -> np.ndarray:
     return np.repeat(np.repeat(blocks, 8, axis=0), 8, axis=1)[:ny, :nx]
 
 
+_BUFFERS = threading.local()
+
+
+def _buffer(name: str, size: int, dtype) -> np.ndarray:
+    """A per-thread array kept between images of one size: a fresh 17 MB array costs its
+    page faults on first touch, a reused one only a fill."""
+    store = getattr(_BUFFERS, "arrays", None)
+    if store is None:
+        store = _BUFFERS.arrays = {}
+    a = store.get(name)
+    if a is None or a.size != size or a.dtype != dtype:
+        a = store[name] = np.empty(size, dtype)
+    return a
+
+
 class _State:
     """One (padded) image and the filtered values computed so far, NaN where not yet needed.
 
@@ -99,7 +115,7 @@ class _State:
     as astroscrappy), so neighbouring candidates share their windows. Pixels are flat indices.
     """
 
-    _MAPS = ("rowvar", "noise", "s", "rows", "sp")
+    _MAPS = ("rowvar", "noise", "s", "rows", "sp", "row5", "f5", "row9")
 
     def __init__(self, img: np.ndarray, var: np.ndarray, mask: np.ndarray):
         self.shape = img.shape
@@ -107,10 +123,12 @@ class _State:
         self.img = img.ravel()
         self.var = var.ravel()
         self.good = ~mask.ravel()
-        self.scratch = np.empty(self.img.size, np.int32)
+        self.scratch = _buffer("scratch", self.img.size, np.int32)
         self.lap = _laplacian(img).ravel()
         for name in self._MAPS:
-            setattr(self, name, np.full(self.img.size, np.nan, np.float32))
+            m = _buffer(name, self.img.size, np.float32)
+            m.fill(np.nan)
+            setattr(self, name, m)
 
     def spread(self, idx: np.ndarray, half: int) -> np.ndarray:
         """Pixels within ``half`` pixels (Chebyshev) of ``idx``."""
@@ -166,16 +184,15 @@ class _State:
 
     def fine_structure(self, idx: np.ndarray) -> np.ndarray:
         """f = (sepmed5(img) - sepmed9(sepmed5(img))) / noise, clipped at 0.01, at ``idx``
-        (where the noise is known), from each pixel's 13x13 window."""
-        off = _offsets(6, self.nx)
-        out = np.empty(len(idx), np.float32)
-        for i in range(0, len(idx), _CHUNK):
-            w = self.img[idx[i:i + _CHUNK, None] + off].reshape(-1, 13, 13)
-            rows = _median(sliding_window_view(w, 5, axis=2))               # (K, 13, 9)
-            f5 = _median(sliding_window_view(rows, 5, axis=1))              # (K, 9, 9)
-            m9 = _median(_median(f5))
-            out[i:i + _CHUNK] = f5[:, 4, 4] - m9
-        return np.maximum(out / self.noise[idx], np.float32(0.01))
+        (where the noise is known)."""
+        nx = self.nx
+        need_row9 = _spread(idx, 4, nx, self.scratch)
+        need_f5 = _spread(need_row9, 4, 1, self.scratch)
+        self._fill("row5", _spread(need_f5, 2, nx, self.scratch), "img", 2, 1)
+        self._fill("f5", need_f5, "row5", 2, nx)
+        self._fill("row9", need_row9, "f5", 4, 1)
+        m9 = _line_median(self.row9, idx, 4, nx)
+        return np.maximum((self.f5[idx] - m9) / self.noise[idx], np.float32(0.01))
 
     def neighbours(self, idx: np.ndarray) -> np.ndarray:
         """Good pixels within one pixel (8-connected) of ``idx``."""
