@@ -7,8 +7,8 @@ significance ``s``, which a cheap bound already rules out: ``s`` divides the Lap
 square root of a separable median of the variance over 7x7 pixels, and that median is never
 below the 7x7 minimum. So this module computes the Laplacian everywhere (a few array operations),
 keeps the pixels where Laplacian / (2 sqrt(min7 variance)) > ``sigclip``, and evaluates
-astroscrappy's medians exactly, from small windows, at those pixels and at the neighbours its
-dilation steps consult. Later iterations re-evaluate only within 6 px of cleaned pixels, the
+astroscrappy's medians exactly, once per pixel that needs them, at those pixels and at the
+neighbours its dilation steps consult. Later iterations re-evaluate only within 6 px of cleaned pixels, the
 only place their result can change.
 
 The mask is astroscrappy's (``sepmed=True, cleantype="meanmask", fsmode="median"``, no
