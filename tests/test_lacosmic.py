@@ -79,3 +79,17 @@ def test_hits_at_the_edge_are_found_and_bad_shapes_refused():
         detect_cosmics(data, np.zeros((3, 3), bool), 5.0)
     with pytest.raises(ValueError, match="2-D"):
         detect_cosmics(data[0], None, 5.0)
+
+
+def test_degenerate_images():
+    """Everything masked, a flat image and an image smaller than the padding: no crash, no
+    false hits."""
+    flat = np.full((40, 50), 100.0, np.float32)
+    assert not detect_cosmics(flat, None, 5.0).any()
+    hit = flat.copy()
+    hit[20, 25] += 5000.0
+    assert not detect_cosmics(hit, np.ones(hit.shape, bool), 5.0).any()
+    small = np.full((5, 6), 100.0, np.float32)
+    small[2, 3] += 5000.0
+    cr = detect_cosmics(small, None, 5.0, niter=2)
+    assert cr.shape == small.shape and cr[2, 3]
