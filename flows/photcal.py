@@ -28,7 +28,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field
 
-from flows.photometry import PhotometryParams, run_photometry_stage
+from flows.photometry import PhotometryParams, run_stages_to_photometry
 from flows.runners import RunnerSettings, make_task_runner
 from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
 from flows.settings import default_out_root
@@ -278,25 +278,15 @@ def run_photcal_stage(session: RunSession, params: PhotcalParams, photometry: An
 @flow(name="tgp-photcal", log_prints=True)
 def photcal_flow(params: PhotcalParams, run_id: str | None = None) -> dict[str, Any]:
     """A night from raw frames to calibrated catalogues (every stage up to photcal)."""
-    from flows.calibrate import run_calibrate_stage
-    from flows.inventory import run_inventory_stage
-    from flows.plan import run_plan_stage
-    from flows.register import run_register_stage, run_solve_stage
-
     session = open_session(params.data, params.out, params.profile,
                            params.model_dump(mode="json"), run_id=run_id)
     with closing_failed_run(session):
-        inv = run_inventory_stage(session, params)
-        plan = run_plan_stage(session, params, inv)
-        cal = run_calibrate_stage(session, params, inv, plan)
-        reg = run_register_stage(session, params, cal, inv)
-        sol = run_solve_stage(session, params, reg)
-        phot = run_photometry_stage(session, params, reg, sol, inv)
-        pc = run_photcal_stage(session, params, phot, cal, inv, sol)
+        night = run_stages_to_photometry(session, params)
+        pc = run_photcal_stage(session, params, night.phot, night.cal, night.inv, night.sol)
     if run_id is None:
         session.db.finish_run(session.run_id, "succeeded")
     return {"run_id": session.run_id, "run_dir": str(session.run_dir),
-            "registration": reg.to_dict(), "photometry": phot.to_dict(),
+            "registration": night.reg.to_dict(), "photometry": night.phot.to_dict(),
             "photcal": pc.to_dict()}
 
 

@@ -202,28 +202,46 @@ def run_photometry_stage(session: RunSession, params: PhotometryParams, reg: Any
                                f"(first: {first[0]}: {first[1]})")
     return out
 
+@dataclass
+class NightToPhotometry:
+    """Every stage's outcome from the inventory to the photometry of one night."""
 
-@flow(name="tgp-photometry", log_prints=True)
-def photometry_flow(params: PhotometryParams, run_id: str | None = None) -> dict[str, Any]:
-    """Inventory, plan, calibrate, register and solve a night, then measure its stacks."""
+    inv: Any
+    plan: Any
+    cal: Any
+    reg: Any
+    sol: Any
+    phot: Any
+
+
+def run_stages_to_photometry(session: RunSession, params: PhotometryParams
+                             ) -> NightToPhotometry:
+    """Inventory, plan, calibrate, register, solve and photometry (call inside a flow)."""
     from flows.calibrate import run_calibrate_stage
     from flows.inventory import run_inventory_stage
     from flows.plan import run_plan_stage
     from flows.register import run_register_stage, run_solve_stage
 
+    inv = run_inventory_stage(session, params)
+    plan = run_plan_stage(session, params, inv)
+    cal = run_calibrate_stage(session, params, inv, plan)
+    reg = run_register_stage(session, params, cal, inv)
+    sol = run_solve_stage(session, params, reg)
+    phot = run_photometry_stage(session, params, reg, sol, inv)
+    return NightToPhotometry(inv, plan, cal, reg, sol, phot)
+
+
+@flow(name="tgp-photometry", log_prints=True)
+def photometry_flow(params: PhotometryParams, run_id: str | None = None) -> dict[str, Any]:
+    """Inventory, plan, calibrate, register and solve a night, then measure its stacks."""
     session = open_session(params.data, params.out, params.profile,
                            params.model_dump(mode="json"), run_id=run_id)
     with closing_failed_run(session):
-        inv = run_inventory_stage(session, params)
-        plan = run_plan_stage(session, params, inv)
-        cal = run_calibrate_stage(session, params, inv, plan)
-        reg = run_register_stage(session, params, cal, inv)
-        sol = run_solve_stage(session, params, reg)
-        phot = run_photometry_stage(session, params, reg, sol, inv)
+        night = run_stages_to_photometry(session, params)
     if run_id is None:
         session.db.finish_run(session.run_id, "succeeded")
     return {"run_id": session.run_id, "run_dir": str(session.run_dir),
-            "photometry": phot.to_dict()}
+            "photometry": night.phot.to_dict()}
 
 
 def main(argv: list[str] | None = None) -> int:

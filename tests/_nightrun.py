@@ -9,11 +9,7 @@ from typing import Any
 
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.calibrate import run_calibrate_stage
-from flows.inventory import run_inventory_stage
-from flows.photometry import run_photometry_stage
-from flows.plan import run_plan_stage
-from flows.register import run_register_stage, run_solve_stage
+from flows.photometry import run_stages_to_photometry
 from flows.runners import RunnerSettings, make_task_runner
 from flows.session import open_session
 
@@ -23,14 +19,8 @@ def stages_to_photometry(params: Any) -> SimpleNamespace:
     inside a flow); returns the session and every stage's outcome."""
     session = open_session(params.data, params.out, params.profile,
                            params.model_dump(mode="json"))
-    inv = run_inventory_stage(session, params)
-    plan = run_plan_stage(session, params, inv)
-    cal = run_calibrate_stage(session, params, inv, plan)
-    reg = run_register_stage(session, params, cal, inv)
-    sol = run_solve_stage(session, params, reg)
-    phot = run_photometry_stage(session, params, reg, sol, inv)
-    return SimpleNamespace(session=session, inv=inv, plan=plan, cal=cal, reg=reg, sol=sol,
-                           phot=phot)
+    night = run_stages_to_photometry(session, params)
+    return SimpleNamespace(session=session, **vars(night))
 
 
 def run_in_harness(flow_fn: Callable[[], Any], runner: RunnerSettings) -> Any:
