@@ -15,6 +15,12 @@ Database fixtures
     The same, migrated to the latest schema.
 ``rundb``
     ``RunDB(open_db(db_url))``; its engine is disposed afterwards.
+
+Prefect
+-------
+``prefect_harness``
+    A temporary Prefect server for one test module (``pytestmark =
+    pytest.mark.usefixtures("prefect_harness")``).
 """
 
 from __future__ import annotations
@@ -108,3 +114,12 @@ def rundb(db_url: str) -> Iterator[RunDB]:
     engine = open_db(db_url)
     yield RunDB(engine)
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def prefect_harness() -> Iterator[None]:
+    """A temporary Prefect server (and SQLite API database) for one test module's flows."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

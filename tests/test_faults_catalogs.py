@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 from test_catalogs import GAIA_VOT, FakeService
 
 from flows.full_run import FullRunParams, full_run_flow
@@ -23,13 +22,9 @@ from flows.session import run_database
 
 from _fitsfactory import small_night
 
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
 THREADS = RunnerSettings(kind="threads", n_workers=2)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture()

@@ -8,7 +8,6 @@ import h5py
 import numpy as np
 import pytest
 from prefect import flow
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.cli import main as tgp_main
 from flows.isochrone_fit import IsochroneFitParams, run_isochrone_fit_stage
@@ -17,13 +16,9 @@ from tgpcore.fitting.mock import mock_cluster
 from tgpcore.fitting.result import read_fit_hdf5
 from tgpcore.isochrones import load_grid
 
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
 QUICK = ["--walkers", "12", "--steps", "60", "--burn", "20"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.cli import main as tgp_main
 from flows.full_run import FullRunParams, full_run_flow, run
@@ -15,14 +14,10 @@ from flows.stages import BUILT, STAGE_NAMES, stage_range
 
 from _fitsfactory import small_night
 
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
 CAHA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ngc2420_caha"
 THREADS = RunnerSettings(kind="threads", n_workers=2)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture()

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.full_run import FullRunParams, full_run_flow
 from flows.runners import RunnerSettings, make_task_runner
@@ -20,13 +19,7 @@ from flows.session import run_database
 from flows.simulate import SimulateParams, simulate_flow
 
 THREADS = RunnerSettings(kind="threads", n_workers=2)
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 from astropy.table import Table, vstack
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.cli import main as tgp_main
 from flows.membership import MembershipParams, run_membership_stage
@@ -17,13 +16,7 @@ from tgpcore.simulate.gaia import synthesize_gaia
 from tgpcore.simulate.population import sample_cluster, sample_field
 from tgpcore.simulate.region import SkyRegion
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from astropy.io import fits
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.register import RegisterParams, register_flow
 from flows.runners import RunnerSettings, make_task_runner
@@ -15,13 +14,7 @@ from tgpcore.astrometry import header_wcs
 from tgpcore.simulate import simulate_night
 
 THREADS = RunnerSettings(kind="threads", n_workers=2)
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 
 def test_register_flow_stacks_solves_and_mosaics(tmp_path, monkeypatch):
