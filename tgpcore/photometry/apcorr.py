@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tgpcore.photometry.aperture import annulus_background, aperture_fluxes
+from tgpcore.photometry.psf import moffat_alpha
 
 
 @dataclass
@@ -77,7 +78,7 @@ def _fit_moffat(radii, growth, gerr, r_ap, r1, r2, r_in, r_out, fwhm
         a, b = np.exp(p[0]), 1.0 + np.exp(p[1])
         return 1.0 / _measured(r_ap, a, b, r_in, r_out)
 
-    a0 = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / 3.0) - 1.0))
+    a0 = moffat_alpha(fwhm, 3.0)
     try:
         res = least_squares(resid, [np.log(a0), np.log(2.0)], method="lm")
     except Exception:  # noqa: BLE001
@@ -250,7 +251,7 @@ def curve_of_growth(data: np.ndarray, error: np.ndarray | None, mask: np.ndarray
         method, err = "Moffat model fitted to the stars (too few isolated stars)", 0.015
     else:
         b = 3.0
-        a = fwhm_px / (2.0 * np.sqrt(2.0 ** (1.0 / b) - 1.0))
+        a = moffat_alpha(fwhm_px, b)
         method, err = "Moffat model, beta = 3 (too few isolated stars)", 0.04
     factor = float(1.0 / _measured(r_ap, a, b, r_in, r_out))
     return ApertureCorrection(factor=factor, mag=float(-2.5 * np.log10(factor)), mag_err=err,

@@ -14,6 +14,7 @@ import numpy as np
 from astropy.table import Table
 
 from tgpcore.photometry import flags as F
+from tgpcore.photometry.psf import moffat_alpha
 
 _MEDIAN_ERR = np.sqrt(np.pi / 2.0)  # error of a median relative to that of a mean
 
@@ -47,7 +48,7 @@ def neighbour_map(shape: tuple[int, int], x: np.ndarray, y: np.ndarray, peak_snr
     ny, nx = shape
     x, y = np.asarray(x, float), np.asarray(y, float)
     snr = np.nan_to_num(np.asarray(peak_snr, float), nan=0.0, posinf=1e6)
-    alpha = fwhm_px / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    alpha = moffat_alpha(fwhm_px, beta)
     r_max = 12.0 * fwhm_px if r_max_px is None else float(r_max_px)
     ratio = np.maximum(snr / threshold, 1.0)
     r = alpha * np.sqrt(np.maximum(ratio ** (1.0 / beta) - 1.0, 0.0))

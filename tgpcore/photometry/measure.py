@@ -14,6 +14,7 @@ from tgpcore.photometry.apcorr import curve_of_growth
 from tgpcore.photometry.aperture import aperture_photometry_table, neighbour_map
 from tgpcore.photometry.background import estimate_background
 from tgpcore.photometry.detect import detect_stars, measure_fwhm, refine_centroids
+from tgpcore.photometry.psf import moffat_alpha
 
 MAG_PER_LN = 2.5 / np.log(10.0)
 
@@ -144,7 +145,7 @@ def blended(x: np.ndarray, y: np.ndarray, flux: np.ndarray, radius_px: float,
             out[j] = True
     if fwhm_px is None or r_ap_px is None or max_contamination <= 0:
         return out
-    alpha = fwhm_px / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    alpha = moffat_alpha(fwhm_px, beta)
     pairs = tree.query_pairs(12.0 * fwhm_px, output_type="ndarray")
     if len(pairs) == 0:
         return out

@@ -10,6 +10,11 @@ import numpy as np
 from astropy.table import Table
 
 
+def moffat_alpha(fwhm_px: float, beta: float) -> float:
+    """Moffat core width alpha (pixels) of a profile with this FWHM (pixels) and beta."""
+    return fwhm_px / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+
+
 @dataclass
 class MoffatShape:
     """The stack's PSF: Moffat ``alpha`` (px) and ``beta``, from ``n_stars`` stars."""
@@ -50,7 +55,7 @@ def fit_psf_shape(data_sub: np.ndarray, error: np.ndarray | None, mask: np.ndarr
     from photutils.psf import MoffatPSF, PSFPhotometry
 
     beta0 = 3.0
-    alpha0 = fwhm_px / (2.0 * np.sqrt(2.0 ** (1.0 / beta0) - 1.0))
+    alpha0 = moffat_alpha(fwhm_px, beta0)
     n = min(len(x), max_stars)
     if n == 0:
         return MoffatShape(alpha0, beta0, 0)
