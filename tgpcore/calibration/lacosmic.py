@@ -30,22 +30,27 @@ _EDGE = 8       # outer pixels of the padded image never evaluated (windows reac
 _CHUNK = 8192   # candidates per vectorised block (bounds the windows' memory)
 
 
-def _laplacian(img: np.ndarray) -> np.ndarray:
-    """astroscrappy's ``rebin(max(laplace(subsample(img)), 0))`` at the original resolution.
+def _lap4(c: np.ndarray, n: np.ndarray, s: np.ndarray, w: np.ndarray,
+          e: np.ndarray) -> np.ndarray:
+    """astroscrappy's ``rebin(max(laplace(subsample(img)), 0))`` of pixels ``c`` with their
+    north, south, west and east neighbours.
 
     Each pixel's four sub-pixels see the pixel twice and one horizontal and one vertical
     neighbour once: 4v - v - v - h - w = 2v - h - w, clipped at zero, averaged.
     """
-    c = img[1:-1, 1:-1]
     two = 2.0 * c
-    n, s = img[:-2, 1:-1], img[2:, 1:-1]
-    w, e = img[1:-1, :-2], img[1:-1, 2:]
-    out = np.zeros_like(img)
     acc = np.maximum(two - w - n, 0)
     acc += np.maximum(two - e - n, 0)
     acc += np.maximum(two - w - s, 0)
     acc += np.maximum(two - e - s, 0)
-    out[1:-1, 1:-1] = acc * np.float32(0.25)
+    return acc * np.float32(0.25)
+
+
+def _laplacian(img: np.ndarray) -> np.ndarray:
+    """:func:`_lap4` of every pixel but the outer ones (zero there)."""
+    out = np.zeros_like(img)
+    out[1:-1, 1:-1] = _lap4(img[1:-1, 1:-1], img[:-2, 1:-1], img[2:, 1:-1], img[1:-1, :-2],
+                            img[1:-1, 2:])
     return out
 
 
@@ -140,13 +145,9 @@ class _State:
         near = self.spread(idx, 8)
         for name in self._MAPS:
             getattr(self, name)[near] = np.nan
-        lap_idx = self.spread(idx, 1)
-        nx = self.nx
-        v = self.img
-        two = 2.0 * v[lap_idx]
-        n, s, w, e = v[lap_idx - nx], v[lap_idx + nx], v[lap_idx - 1], v[lap_idx + 1]
-        self.lap[lap_idx] = 0.25 * (np.maximum(two - w - n, 0) + np.maximum(two - e - n, 0)
-                                    + np.maximum(two - w - s, 0) + np.maximum(two - e - s, 0))
+        i = self.spread(idx, 1)
+        v, nx = self.img, self.nx
+        self.lap[i] = _lap4(v[i], v[i - nx], v[i + nx], v[i - 1], v[i + 1])
 
     def _fill(self, name: str, need: np.ndarray, src: str, half: int, step: int) -> None:
         """Map ``name`` = line median of map ``src`` at the indices ``need`` not yet known."""
