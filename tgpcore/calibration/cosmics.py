@@ -70,13 +70,12 @@ def detect_cosmic_rays(data_e: np.ndarray, mask: np.ndarray, read_noise_e: float
     ndarray of bool
         Cosmic-ray pixels.
     """
-    cr = detect_cosmics(np.nan_to_num(data_e).astype(np.float32), np.asarray(mask, dtype=bool),
-                        float(read_noise_e), sigclip=sigclip, sigfrac=sigfrac, objlim=objlim,
-                        niter=niter)
-    if not cr.any():
-        return cr
     img = np.nan_to_num(np.asarray(data_e, dtype=np.float64))
     bad = np.asarray(mask, dtype=bool)
+    cr = detect_cosmics(img.astype(np.float32), bad, float(read_noise_e), sigclip=sigclip,
+                        sigfrac=sigfrac, objlim=objlim, niter=niter)
+    if not cr.any():
+        return cr
     if spare_ratio > 0:
         cr = spare_star_like(img, cr, bad, read_noise_e, spare_ratio, fwhm_px=spare_fwhm_px,
                              bkg_percentile=spare_bkg_percentile)
