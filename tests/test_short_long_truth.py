@@ -1,15 +1,16 @@
 """Short and long exposures of a simulated night through to the instrumental catalogue,
 against the truth.
 
-A tiny night with 5 s exposures beside the long ones: its brightest stars saturate in the
-long stacks. Tolerances: every star the truth saturates in a long stack and that the short
+A tiny night with 3 s exposures beside 120 s (B) and 90 s (V) ones: its brightest stars
+saturate in the long stacks. Tolerances: every star the truth saturates in a long stack and that the short
 stack measures cleanly takes its magnitude from the short stack (``FROM_SHORT``); those
 magnitudes (S/N > 50, no true neighbour within 3" brighter than 4 mag fainter) agree with
 the truth's instrumental magnitudes on the long stack's scale within 0.03 mag RMS, their
 median within 0.015 mag of the long stack's clean bright stars, and their quoted errors
-cover the differences (RMS of difference / error <= 1.5). (The offset itself is not compared with k times the
-airmass difference: it also holds the two stacks' aperture-correction errors, 1-2 % each on
-these 256-pixel stacks, which is why it is measured rather than assumed.)
+cover the differences (RMS of difference / error <= 1.5). (The offset itself is not
+compared with k times the airmass difference: it also holds the two stacks'
+aperture-correction errors, 1-2 % each on these 256-pixel stacks, which is why it is
+measured rather than assumed.)
 """
 
 from __future__ import annotations
