@@ -47,8 +47,9 @@ from tgpcore.io.atomic import atomic_path
 from tgpcore.io.checksum import product_key, sha256_file
 from tgpcore.registration import exposure_classes
 
-REGISTER_PARAMS_VERSION = 3  # 2: FWHM measured per pointing; plain cross-correlation;
-# 3: frame weights by the aperture-sum variance, VARSUMF card
+REGISTER_PARAMS_VERSION = 4  # 2: FWHM measured per pointing; plain cross-correlation;
+# 3: frame weights by the aperture-sum variance, VARSUMF card; 4: pixels of two frames
+# clipped (the higher, when doubled)
 
 
 class RegisterParams(CalibrateParams):

@@ -70,13 +70,6 @@ def night_run(tmp_path_factory):
     return nt, session, phot, pc, bad
 
 
-KNOWN_GAP = pytest.mark.xfail(
-    reason="open: U's stars at S/N > 10 have a pull std of 1.25 (limit 1.2): the U stack's "
-           "bright stars come out ~1 % faint (1-2.8 sigma each) and its faint ones a few % "
-           "bright (~1 sigma each). B and V pass (pulls 1.06, 0.88; bright RMS 0.008, "
-           "0.006), as does U's bright RMS (0.012 <= 0.02).", strict=False)
-
-
 def test_extinction_and_zero_points_against_truth(night_run):
     nt, _, _, pc, _ = night_run
     system = nt.params()["photometric_system"]
@@ -106,7 +99,6 @@ def _truth_isolated(stars, fwhm_arcsec=2.0, dmag=4.0, band="V"):
     return ok
 
 
-@KNOWN_GAP
 def test_calibrated_catalogue_against_truth(night_run):
     nt, session, _, pc, _ = night_run
     res = next(iter(pc.catalogues.values()))

@@ -249,3 +249,29 @@ def test_neighbour_wings_are_kept_out_of_the_sky_annulus():
         print(f"neighbour map {nb is not None}: mean flux {f.mean():.1f} vs {expected:.1f} "
               f"({z:+.1f} standard errors)")
         assert (z < -3) if biased else (abs(z) < 3)
+
+
+def test_saturated_plateau_is_detected_once():
+    """A saturated core (masked, filled as a plateau for detection) gave DAOStarFinder
+    several equal peaks, one catalogue entry each (8 saturated stars twice over these six
+    fields). No two detections are now closer than the minimum separation (1.2 FWHM), and
+    at most one saturated star (a real close neighbour) has two detections within it."""
+    from scipy import ndimage
+
+    from tgpcore.photometry.background import estimate_background
+    from tgpcore.photometry.detect import detect_stars, nearest_neighbour_px
+
+    n_dup = n_sat = 0
+    for seed in range(6):
+        data, _, truth = star_field(n=60, size=200, fwhm=3.5, beta=3.0, sky_e=150.0,
+                                    seed=seed, mag_range=(9.0, 16.0))
+        mask = ndimage.binary_dilation(data > 20000)
+        d = np.where(mask, 20000.0, data)
+        bkg = estimate_background(d, mask, box_px=64)
+        st = detect_stars(d - bkg.background, bkg.rms, 3.5, 4.0, mask)
+        assert nearest_neighbour_px(st["x"], st["y"]).min() >= 1.2 * 3.5
+        for t in truth[truth["peak"] > 20000]:
+            near = np.hypot(st["x"] - t["x"], st["y"] - t["y"]) < 1.2 * 3.5
+            n_sat += 1
+            n_dup += near.sum() > 1
+    assert n_sat >= 10 and n_dup <= 1

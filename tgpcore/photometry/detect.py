@@ -85,6 +85,20 @@ def detect_stars(data_sub: np.ndarray, rms: np.ndarray, fwhm_px: float, nsigma: 
     keep = (out["x"] >= b) & (out["x"] <= nx - 1 - b) & (out["y"] >= b) & (out["y"] <= ny - 1 - b)
     out = out[keep]
     out.sort("peak_snr", reverse=True)
+    # A filled saturated core is a plateau of equal values, where DAOStarFinder returns
+    # several peaks closer than min_separation: keep the first (brightest) of each.
+    sep = max(2.0, min_separation_fwhm * fwhm_px)
+    if len(out) > 1:
+        from scipy.spatial import cKDTree
+
+        pairs = cKDTree(np.column_stack([out["x"], out["y"]])).query_pairs(
+            sep, output_type="ndarray")
+        if len(pairs):
+            drop = np.zeros(len(out), bool)
+            for i, j in pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]:
+                if not drop[i]:
+                    drop[j] = True
+            out = out[~drop]
     return out
 
 

@@ -195,7 +195,8 @@ def masked_median(a: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def combine_block(d: np.ndarray, v: np.ndarray, bad: np.ndarray, sky: np.ndarray,
                   weights: np.ndarray | None, sigma: float, rel_tol: float,
-                  max_iters: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  max_iters: int, pair_tol: float | None = 1.0
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Combine a block of rows of n frames.
 
     Parameters
@@ -214,6 +215,12 @@ def combine_block(d: np.ndarray, v: np.ndarray, bad: np.ndarray, sky: np.ndarray
         Only where at least three frames are valid.
     max_iters : int
         Clipping iterations.
+    pair_tol : float or None
+        Where only two frames are valid, there is no median of the others: the higher value
+        is clipped when it exceeds the lower by more than ``sigma`` times their combined
+        standard deviation plus ``pair_tol`` times the lower (a cosmic ray's remains are
+        always positive; 1.0, a doubled pixel, leaves the two seeings' star profiles alone).
+        None: no clipping of pairs.
 
     Returns
     -------
@@ -234,6 +241,18 @@ def combine_block(d: np.ndarray, v: np.ndarray, bad: np.ndarray, sky: np.ndarray
             break
         clipped |= new
         used &= ~new
+    pair = used.sum(0) == 2
+    if pair_tol is not None and pair.any():
+        hi_k = np.argmax(np.where(used, rel, -np.inf), axis=0)[None]
+        lo_k = np.argmin(np.where(used, rel, np.inf), axis=0)[None]
+        hi, lo = np.take_along_axis(rel, hi_k, 0)[0], np.take_along_axis(rel, lo_k, 0)[0]
+        sd = np.sqrt(np.take_along_axis(v, hi_k, 0)[0] + np.take_along_axis(v, lo_k, 0)[0])
+        new = pair & (hi - lo > sigma * sd + pair_tol * np.abs(lo))
+        if new.any():
+            drop = np.zeros_like(used)
+            np.put_along_axis(drop, hi_k, new[None], 0)
+            clipped |= drop
+            used &= ~drop
     w = (np.where(used, 1.0 / np.where(v > 0, v, np.inf), 0.0) if weights is None
          else used * weights[:, None, None])
     sw = w.sum(0)
@@ -382,7 +401,8 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
     elif "AIRMASS" in hdr:
         del hdr["AIRMASS"]
     provenance(hdr, "stack", f"{label + ': ' if label else ''}{n} frames, {total:g} s, "
-               f"{weighting}-weighted mean, clip {sigma:g} sigma + {rel_tol:g} x median")
+               f"{weighting}-weighted mean, clip {sigma:g} sigma + {rel_tol:g} x median "
+               "(two frames: the higher, above twice the lower)")
     hdr["NSATPIX"] = (int(saturated.sum()), "pixels saturated in at least one frame (masked)")
     flags = (np.where(nocov, FLAG_NOCOVERAGE, 0) | np.where(saturated, FLAG_SATURATED, 0)
              ).astype(np.uint8)
