@@ -74,12 +74,6 @@ def test_saturation_in_any_frame_reaches_the_stack_and_the_merge(night):
         assert ((fl & F.FROM_SHORT) != 0).sum() >= 3
 
 
-@pytest.mark.xfail(reason="open: the p1 V long stack's aperture correction (-0.224 mag, 3 stars) "
-                          "is dominated by one star whose growth curve reaches 1.22 where the "
-                          "others give ~1.1; that stack's photometry is 12 % bright against "
-                          "the truth, and the merge carries it to the short-stack stars "
-                          "(V: median -0.106). B passes (3 stars, RMS 0.017, pull 1.01).",
-                   strict=False)
 def test_saturated_stars_come_from_the_short_stack(night):
     nt, reg, phot = night
     system = nt.params()["photometric_system"]
