@@ -17,7 +17,8 @@ PSF = 16
 FROM_SHORT = 32
 """Magnitude taken from the short-exposure stack (saturated or absent in the long one)."""
 NO_APCORR = 64
-"""No curve of growth could be measured; a model aperture correction was used."""
+"""No curve of growth could be measured (or it disagreed with the profile fitted to the
+stars' pixels); a model aperture correction was used."""
 COLOUR_ASSUMED = 128
 """Calibrated without a measured colour (a band missing): the colour term used a typical colour."""
 
