@@ -5,7 +5,10 @@
 ``--variants`` maps a name to ``detect_cosmic_rays`` keyword arguments, e.g.
 ``'{"default": {}, "one pass": {"niter": 1}}'``. Prints, per variant, the fraction of injected
 cosmic-ray pixels above 5 sigma that are masked and the fraction of star-core pixels (within
-1.5 px of unsaturated stars) wrongly masked; for a single variant, also the stars concerned.
+1.5 px of unsaturated stars) wrongly masked, that fraction for stars whose peak is at least
+5 sigma (a star fainter than the noise has no core to tell from the sky), and the fraction of
+sky pixels (4 px from any star or cosmic ray) masked; for a single variant, also the stars
+concerned.
 The frames are calibrated once without cosmic-ray detection and kept in the work folder.
 """
 
@@ -30,12 +33,18 @@ from tgpcore.simulate.truth import load_truth  # noqa: E402
 from _calibrated import build_masters, calibrate_entries  # noqa: E402
 
 
-def measure(truth, calibrated: Path, kw: dict) -> tuple[int, int, int, int, list]:
-    """(hit, strong, core_wrong, core_total, stars with wrongly masked core pixels)."""
+def measure(truth, calibrated: Path, kw: dict) -> tuple[int, int, int, int, list, dict]:
+    """(hit, strong, core_wrong, core_total, stars with wrongly masked core pixels, extra):
+    ``extra`` holds the same count for the cores of stars whose peak is at least 5 sigma
+    (``visible_wrong``, ``visible_total``) and the rate of masks on sky pixels more than
+    4 px from any star or cosmic ray (``sky_wrong``, ``sky_total``)."""
+    from scipy import ndimage
+
     sources = truth.sources()
     yy, xx = np.mgrid[-2:3, -2:3]
     inner = (xx ** 2 + yy ** 2) <= 1.5 ** 2
     hit = strong = core_total = core_wrong = 0
+    extra = {"visible_wrong": 0, "visible_total": 0, "sky_wrong": 0, "sky_total": 0}
     rows = []
     for prod in sorted(calibrated.glob("*.fits")):
         name = prod.name
@@ -51,6 +60,14 @@ def measure(truth, calibrated: Path, kw: dict) -> tuple[int, int, int, int, list
         strong += int(above.sum())
         hit += int(masked[y[above], x[above]].sum())
         ny, nx = ccd.data.shape
+        near = crmask > 0
+        for s in sources[sources["filename"] == name]:
+            sx, sy = int(round(s["x"])), int(round(s["y"]))
+            if 0 <= sx < nx and 0 <= sy < ny:
+                near[sy, sx] = True
+        sky = ~ndimage.binary_dilation(near, iterations=4) & (flags == 0)
+        extra["sky_total"] += int(sky.sum())
+        extra["sky_wrong"] += int((cr & sky).sum())
         for s in sources[(sources["filename"] == name) & ~sources["saturated"]]:
             sx, sy = int(round(s["x"])), int(round(s["y"]))
             py, px = sy + yy[inner], sx + xx[inner]
@@ -59,10 +76,13 @@ def measure(truth, calibrated: Path, kw: dict) -> tuple[int, int, int, int, list
             core_total += len(px)
             wrong = int((cr[py, px] & (crmask[py, px] == 0)).sum())
             core_wrong += wrong
+            peak = float(s["peak_e"]) if "peak_e" in s.colnames else float("nan")
+            if peak >= 5 * float(np.median(sigma[py, px])):
+                extra["visible_total"] += len(px)
+                extra["visible_wrong"] += wrong
             if wrong:
-                peak = float(s["peak_e"]) if "peak_e" in s.colnames else float("nan")
                 rows.append((name, sx, sy, peak, float(np.median(sigma[py, px])), wrong))
-    return hit, strong, core_wrong, core_total, rows
+    return hit, strong, core_wrong, core_total, rows, extra
 
 
 def main() -> int:
@@ -83,9 +103,13 @@ def main() -> int:
         (out / "done").write_text("calibrated without cosmic-ray detection\n")
     variants = json.loads(args.variants)
     for name, kw in variants.items():
-        hit, strong, wrong, total, rows = measure(truth, out / "calibrated", kw)
+        hit, strong, wrong, total, rows, ex = measure(truth, out / "calibrated", kw)
         print(f"{name}: CR pixels masked {hit / strong:.4f} ({hit}/{strong}); star-core pixels "
-              f"wrongly masked {wrong / total:.5f} ({wrong}/{total})", flush=True)
+              f"wrongly masked {wrong / total:.5f} ({wrong}/{total}); of stars with a peak "
+              f">= 5 sigma {ex['visible_wrong'] / max(ex['visible_total'], 1):.5f} "
+              f"({ex['visible_wrong']}/{ex['visible_total']}); sky pixels masked "
+              f"{ex['sky_wrong'] / max(ex['sky_total'], 1):.5f} "
+              f"({ex['sky_wrong']}/{ex['sky_total']})", flush=True)
         if len(variants) == 1:
             for f, sx, sy, peak, sig, n in rows:
                 print(f"    {f} x={sx} y={sy} peak {peak:.0f} e- sigma {sig:.1f} e- "

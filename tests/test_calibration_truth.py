@@ -100,17 +100,20 @@ def test_calibrated_uncertainties_are_honest(tiny):
 
 
 def test_cosmic_rays_masked_and_star_cores_spared(tiny):
-    """Injected cosmic-ray pixels above 5 sigma: >= 95 % masked (the issue's target); star-core
-    pixels wrongly flagged as cosmic rays: < 0.3 % here (the issue asks < 0.1 %: not met).
+    """Injected cosmic-ray pixels above 5 sigma: >= 95 % masked; star-core pixels wrongly
+    flagged as cosmic rays: < 0.1 % (both the issue's targets).
 
-    Measured on this night: 96.0 % and 0.22 % (seed 12: 98.4 % and 0.23 %). L.A.Cosmic alone
-    (astroscrappy, niter=2, objlim=5, reflective padding) gives 93.8 % and 0.77 %: it misses the
-    faint middles of long tracks (grown back along the track) and flags the cores of
-    undersampled and crowded stars (spared when their neighbours rise like a PSF, allowing for
-    the whole core having been flagged). Of what remains false, about 40 % are the "cores" of
-    stars fainter than the sky noise (sky-noise detections) and the rest is the crowded cluster
-    core. Flags only mask pixels (the data are kept), and the stack rejects outliers across
-    dithers. Parameter variants are compared with ``benchmarks/measure_cosmics.py``.
+    Measured on this night: 95.7 % and 0.035 % (``benchmarks/measure_cosmics.py``, which
+    counts a core pixel wrong unless it is itself a cosmic-ray pixel: 95.7 % and 0.071 %;
+    seed 12: 98.4 % and 0.098 %). L.A.Cosmic alone (astroscrappy, niter=2, objlim=5,
+    reflective padding, Poisson and read noise) gave 93.8 % and 0.77 %: it misses the faint
+    middles of long tracks (grown back along the track), flags the cores of undersampled and
+    crowded stars (spared when their neighbours rise like a PSF, allowing for the whole core
+    having been flagged), and, with a noise model of Poisson and read noise only, took noise
+    peaks of low-sky frames for hits (0.11 % of sky pixels, many of them "cores" of stars
+    fainter than the noise); L.A.Cosmic now uses the frame's propagated variance (0.003 % of
+    sky pixels). Flags only mask pixels (the data are kept), and the stack rejects outliers
+    across dithers.
     """
     truth, plan, masters, results = tiny
     sources = truth.sources()
@@ -140,7 +143,9 @@ def test_cosmic_rays_masked_and_star_cores_spared(tiny):
                               - (crmask[py, px] > 0).sum().clip(0))
     assert strong > 200, "the tiny preset injects enough cosmic rays to test"
     assert hit / strong >= 0.95, (hit, strong)
-    assert core_wrong / core_total < 0.003, (core_wrong, core_total)
+    print(f"cosmic rays: {hit / strong:.4f} of {strong} pixels masked; star-core pixels wrongly "
+          f"flagged {core_wrong / core_total:.5f} ({core_wrong}/{core_total})")
+    assert core_wrong / core_total < 0.001, (core_wrong, core_total)
 
 
 def test_frame_of_other_shape_and_nan_frame_are_rejected(tmp_path):
