@@ -76,8 +76,10 @@ def detect_cosmic_rays(data_e: np.ndarray, mask: np.ndarray, read_noise_e: float
     """
     img = np.nan_to_num(np.asarray(data_e, dtype=np.float64))
     bad = np.asarray(mask, dtype=bool)
-    var = None if sigma_e is None else np.square(np.nan_to_num(
-        np.asarray(sigma_e, np.float32), nan=0.0, posinf=0.0))
+    var = None
+    if sigma_e is not None:
+        var = np.square(sigma_e, dtype=np.float32)
+        np.nan_to_num(var, copy=False, nan=0.0, posinf=0.0)
     cr = detect_cosmics(img.astype(np.float32), bad, float(read_noise_e), sigclip=sigclip,
                         sigfrac=sigfrac, objlim=objlim, niter=niter, var=var)
     if not cr.any():
