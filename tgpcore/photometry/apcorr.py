@@ -17,7 +17,6 @@ import numpy as np
 from tgpcore.photometry.aperture import annulus_background, aperture_fluxes
 from tgpcore.photometry.psf import moffat_alpha
 
-
 #: Error (mag) of a correction from a Moffat profile fitted to the stars' pixels (measured
 #: on simulated frames and stacks: offsets within about 0.015 of the truth).
 SHAPE_MODEL_ERR = 0.015
