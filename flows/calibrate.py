@@ -1,8 +1,8 @@
 """Flow: calibrate a raw night (``python -m flows.calibrate --data DIR``).
 
-Masters are built once per plan key (one task each, biases, then darks, then flats) and reused
-across runs when their inputs' checksums match; then each science frame is calibrated by its
-own task. A frame or master that fails is recorded with its reason; the rest goes on.
+Masters are built once per plan key (one task each) and reused across runs when their inputs'
+checksums match; each science frame is calibrated by its own task. Every master and frame starts
+as soon as the masters it needs exist. A frame or master that fails is recorded with its reason; the rest goes on.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.futures import as_completed
 from pydantic import Field
 
 from flows.inventory import run_inventory_stage
@@ -25,6 +26,7 @@ from flows.settings import default_out_root
 from tasks.calibrate import build_master_task, calibrate_frame_task
 from tgpcore import __version__
 from tgpcore.calibration.plan import CalibrationPlan
+from tgpcore.calibration.schedule import CalibrationSchedule, frame_masters, master_inputs
 from tgpcore.inventory import FrameRecord, Inventory
 from tgpcore.io.checksum import product_key
 
@@ -56,83 +58,53 @@ def _frame_input(rec: FrameRecord) -> dict[str, Any]:
             "exptime_s": float(rec.exptime_s or 0.0), "summary": rec.header}
 
 
-def _used_masters(plan: CalibrationPlan) -> set[str]:
-    used = {k for e in plan.entries if e.status == "ok"
-            for k in (e.bias_key, e.dark_key, e.flat_key) if k}
-    for key in list(used):
-        used |= {v for d, v in plan.masters[key].depends.items() if d in ("bias", "dark")}
-    return used
-
-
 def run_calibrate_stage(session: RunSession, params: CalibrateParams, inv: Inventory,
                         plan: CalibrationPlan) -> CalibrationOutcome:
-    """The calibration stage inside an open run."""
+    """The calibration stage inside an open run.
+
+    Masters and frames start as soon as what they need exists (:class:`CalibrationSchedule`),
+    so frames of one filter are calibrated while another filter's flat is still combined.
+    """
     logger = get_run_logger()
     db, run_id = session.db, session.run_id
     recs = {r.path: r for r in inv.records}
     frame_ids = {f.path: f.id for f in db.frames(run_id)}
     out = CalibrationOutcome()
+    sched = CalibrationSchedule(plan)
     pkeys: dict[str, str] = {}  # plan master key -> product key
-    failed: dict[str, str] = {}  # plan master key -> reason
     master_dir = session.run_dir / "masters"
     params_rec = {"cosmic_rays": params.cosmic_rays, "version": CALIBRATION_PARAMS_VERSION}
-    with recorded_stage(session, "calibrate") as counters:
-        used = _used_masters(plan)
-        for kind in ("bias", "dark", "flat"):
-            pending = []
-            for spec in plan.masters.values():
-                if spec.kind != kind or spec.key not in used:
-                    continue
-                deps = {d: spec.depends.get(d) for d in ("bias", "dark") if spec.depends.get(d)}
-                broken = [d for d in deps.values() if d in failed]
-                if broken:
-                    failed[spec.key] = f"depends on failed master {broken[0]}"
-                    continue
+    building: dict[Any, tuple[Any, str, dict]] = {}  # future -> (spec, product key, inputs)
+    todo = []
+
+    def start_masters() -> None:
+        while ready := sched.ready_masters():
+            for spec in ready:
+                deps = master_inputs(spec)
                 inputs = {"members": sorted(recs[p].sha256 for p in spec.members),
                           **{d: pkeys[v] for d, v in deps.items()}}
-                pkey = product_key(f"master_{kind}", inputs, params_rec, __version__)
-                pkeys[spec.key] = pkey
+                pkey = pkeys[spec.key] = product_key(f"master_{spec.kind}", inputs,
+                                                     params_rec, __version__)
                 found = db.find_product(pkey)
                 if found is not None:
-                    out.masters[spec.key] = found.path
-                    db.record_product(run_id, f"master_{kind}", pkey, found.path,
+                    sched.finished(spec.key, found.path)
+                    db.record_product(run_id, f"master_{spec.kind}", pkey, found.path,
                                       found.checksum, inputs, params_rec, __version__)
                     out.reused += 1
                     logger.info("master %s reused from %s", spec.key, found.path)
                     continue
                 fut = build_master_task.submit(
-                    kind, spec.key, [_frame_input(recs[p]) for p in spec.members],
+                    spec.kind, spec.key, [_frame_input(recs[p]) for p in spec.members],
                     str(master_dir / f"{spec.key}.fits"),
-                    out.masters.get(deps.get("bias", "")), out.masters.get(deps.get("dark", "")))
-                pending.append((spec, pkey, inputs, fut))
-            for spec, pkey, inputs, fut in pending:
-                try:
-                    res = fut.result()
-                except Exception as exc:  # noqa: BLE001 - one master never kills the night
-                    failed[spec.key] = f"{type(exc).__name__}: {exc}"
-                    logger.error("master %s failed: %s", spec.key, exc)
-                    db.record_product(run_id, f"master_{kind}", pkey, None, None, inputs,
-                                      params_rec, __version__, status="failed")
-                    continue
-                out.masters[spec.key] = res["path"]
-                pid = db.record_product(run_id, f"master_{kind}", pkey, res["path"],
-                                        res["checksum"], inputs, params_rec, __version__)
-                db.add_qc(run_id, res["qc"], product_id=pid)
-                logger.info("master %s: %s", spec.key,
-                            ", ".join(f"{k}={v:.4g}" for k, v in res["qc"].items()))
+                    sched.paths.get(deps.get("bias", "")), sched.paths.get(deps.get("dark", "")))
+                building[fut] = (spec, pkey, inputs)
 
-        todo = []
-        for e in plan.entries:
-            if e.status != "ok":
-                out.rejected[e.path] = f"plan: {e.reason}"
-                continue
-            keys = {"bias": e.bias_key, "dark": e.dark_key, "flat": e.flat_key}
-            broken = [k for k in keys.values() if k and k in failed]
-            if broken:
-                out.rejected[e.path] = f"master {broken[0]} failed: {failed[broken[0]]}"
-                continue
-            inputs = {"frame": recs[e.path].sha256,
-                      **{k: pkeys[v] for k, v in keys.items() if v}}
+    def start_frames() -> None:
+        ready, lost = sched.ready_frames()
+        out.rejected.update(lost)
+        for e in ready:
+            keys = frame_masters(e)
+            inputs = {"frame": recs[e.path].sha256, **{k: pkeys[v] for k, v in keys.items()}}
             pkey = product_key("calibrated", inputs, params_rec, __version__)
             found = db.find_product(pkey)
             if found is not None:
@@ -143,10 +115,39 @@ def run_calibrate_stage(session: RunSession, params: CalibrateParams, inv: Inven
                 continue
             dest = session.run_dir / "calibrated" / f"{Path(e.path).name.split('.')[0]}.fits"
             fut = calibrate_frame_task.submit(
-                _frame_input(recs[e.path]), str(dest), out.masters.get(e.bias_key or ""),
-                out.masters.get(e.dark_key or ""), out.masters.get(e.flat_key or ""),
+                _frame_input(recs[e.path]), str(dest),
+                *(sched.paths.get(keys.get(k, "")) for k in ("bias", "dark", "flat")),
                 params.cosmic_rays)
             todo.append((e, pkey, inputs, fut))
+
+    with recorded_stage(session, "calibrate") as counters:
+        start_masters()
+        start_frames()
+        while building:
+            fut = next(as_completed(list(building)))
+            spec, pkey, inputs = building.pop(fut)
+            kind = spec.kind
+            try:
+                res = fut.result()
+            except Exception as exc:  # noqa: BLE001 - one master never kills the night
+                sched.failed(spec.key, f"{type(exc).__name__}: {exc}")
+                logger.error("master %s failed: %s", spec.key, exc)
+                db.record_product(run_id, f"master_{kind}", pkey, None, None, inputs,
+                                  params_rec, __version__, status="failed")
+            else:
+                sched.finished(spec.key, res["path"])
+                pid = db.record_product(run_id, f"master_{kind}", pkey, res["path"],
+                                        res["checksum"], inputs, params_rec, __version__)
+                db.add_qc(run_id, res["qc"], product_id=pid)
+                logger.info("master %s: %s", spec.key,
+                            ", ".join(f"{k}={v:.4g}" for k, v in res["qc"].items()))
+            start_masters()
+            start_frames()
+        out.masters = dict(sched.paths)
+        failed = sched.reasons
+        for e in plan.entries:
+            if e.status != "ok":
+                out.rejected[e.path] = f"plan: {e.reason}"
         rows = []
         for e, pkey, inputs, fut in todo:
             try:

@@ -20,6 +20,7 @@ import tasks.report
 import tgpcore.astrometry.nova
 import tgpcore.catalogs.credentials
 import tgpcore.settings
+from flows.runners import WORKER_PRE_SPAWN_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = {"postgres", "prefect-server", "worker", "dask-scheduler", "dask-worker"}
@@ -83,6 +84,9 @@ def test_services_and_tgp_settings(compose):
     for var in ("TGP_DATABASE_URL", "TGP_OUT_ROOT", "TGP_INBOX", "TGP_DASK_ADDRESS",
                 "PREFECT_API_URL"):
         assert worker.get(var), f"worker does not set {var}"
+    # the Dask workers allocate image-sized arrays as the local cluster's workers do
+    for var, value in WORKER_PRE_SPAWN_ENV.items():
+        assert dask_worker.get(var) == value, f"dask-worker does not set {var}={value}"
     for var in ("TGP_OUT_ROOT", "TGP_INBOX"):
         sources = {_mounted(services[s], worker[var]) for s in TGP_SERVICES}
         assert len(sources) == 1 and None not in sources, f"{var} is not on one shared volume"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +140,15 @@ def test_opening_a_run_removes_stale_temporaries(tmp_path, monkeypatch):
     session = open_session(tmp_path / "raw", out, None, {})
     assert session.run_dir.is_dir()
     assert not old.exists() and fresh.exists()
+
+
+@pytest.mark.parametrize("setting, flushes", [("", 0), ("1", 1)])
+def test_products_are_flushed_to_disk_only_with_tgp_fsync(tmp_path, monkeypatch, setting,
+                                                          flushes):
+    calls = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd) or real_fsync(fd))
+    monkeypatch.setenv("TGP_FSYNC", setting)
+    final = write_ccd(_ccd(3.0), tmp_path / "sim_0002.fits")
+    assert len(calls) == flushes
+    assert float(read_ccd(final).data.mean()) == 3.0 and _leftovers(tmp_path) == []

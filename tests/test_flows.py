@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from flows.cli import main as tgp_main
@@ -191,3 +192,31 @@ def test_tgp_console_script_points_at_the_cli():
 
     (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "tgp"]
     assert ep.load() is tgp_main
+
+
+def test_a_failed_flat_rejects_its_filter_and_the_night_goes_on(tmp_path, sqlite_env):
+    """Frames start as soon as their own masters exist; a master that fails (a B flat full of
+    NaN) rejects exactly the frames that need it, with the reason, and the V frames are
+    calibrated."""
+    from astropy.io import fits
+
+    from flows.calibrate import CalibrateParams, calibrate_flow
+
+    night = small_night(tmp_path / "night", darks=False)
+    for i in range(4, 14):  # the B flats (the first one all NaN), then the V flats
+        with fits.open(night / f"img_{i:04d}.fits", mode="update") as hdul:
+            assert hdul[0].header["FILTER"] == ("B" if i < 9 else "V")
+            hdul[0].data = np.full(hdul[0].data.shape, np.nan if i == 4 else 20000.0,
+                                   np.float32)
+    params = CalibrateParams(data=str(night), out=str(tmp_path / "out"), runner=THREADS)
+    result = calibrate_flow.with_options(task_runner=make_task_runner(THREADS))(params)
+    cal = result["calibration"]
+    rejected = {Path(p).name: r for p, r in cal["rejected"].items()}
+    assert len(rejected) == 3, rejected
+    assert all("flat_B" in r and "failed" in r and "img_0004.fits" in r
+               for r in rejected.values()), rejected
+    assert len(cal["calibrated"]) == 4  # V: three cluster frames and the standard field
+    db, _ = run_database(tmp_path / "out")
+    assert db.get_run(result["run_id"]).status == "succeeded"
+    failed = [p for p in db.products(result["run_id"]) if p.status == "failed"]
+    assert [p.kind for p in failed] == ["master_flat"]

@@ -13,6 +13,7 @@ from scipy import ndimage
 from tgpcore.calibration.cosmics import detect_cosmic_rays
 from tgpcore.calibration.detector import DetectorSetup, prepare, trim
 from tgpcore.calibration.masters import CalibrationError, FrameInput
+from tgpcore.calibration.morphology import grow_mask
 from tgpcore.io.fits import (
     FLAG_BADPIX,
     FLAG_COSMIC,
@@ -108,7 +109,7 @@ def calibrate_frame(frame: FrameInput, setup: DetectorSetup, bias: CCDData | Non
     provenance(header, "flat", f"divided by master flat {flat.header.get('TGPKEY', '')}")
 
     flags = np.zeros(shape, dtype=np.uint8)
-    sat = ndimage.binary_dilation(saturated, iterations=1) if saturated.any() else saturated
+    sat = grow_mask(saturated, 4) if saturated.any() else saturated
     flags[sat] |= FLAG_SATURATED
     badpix = ~safe
     for master in (dark, flat):
@@ -135,9 +136,12 @@ def calibrate_frame(frame: FrameInput, setup: DetectorSetup, bias: CCDData | Non
     ccd = CCDData(data, unit=u.electron, header=header, mask=mask,
                   uncertainty=StdDevUncertainty(np.sqrt(var).astype(np.float32)))
     good = ~mask
-    if good.sum() > 100:
-        # QC figures from every 7th unmasked pixel: plenty for a sky level and its noise.
-        sample = data[good][::7]
+    # QC figures from a grid of about 250 000 unmasked pixels: plenty for a sky level and noise.
+    step = max(1, int(np.sqrt(good.size / 250_000)))
+    sample = data[::step, ::step][good[::step, ::step]]
+    if sample.size <= 100:
+        sample = data[good]
+    if sample.size > 100:
         _, sky, _ = sigma_clipped_stats(sample, sigma=3.0, maxiters=5)
         noise = float(mad_std(sample))
     else:

@@ -74,13 +74,13 @@ def detect_cosmic_rays(data_e: np.ndarray, mask: np.ndarray, read_noise_e: float
     ndarray of bool
         Cosmic-ray pixels.
     """
-    img = np.nan_to_num(np.asarray(data_e, dtype=np.float64))
+    img = np.nan_to_num(np.asarray(data_e, dtype=np.float32))
     bad = np.asarray(mask, dtype=bool)
     var = None
     if sigma_e is not None:
         var = np.square(sigma_e, dtype=np.float32)
         np.nan_to_num(var, copy=False, nan=0.0, posinf=0.0)
-    cr = detect_cosmics(img.astype(np.float32), bad, float(read_noise_e), sigclip=sigclip,
+    cr = detect_cosmics(img, bad, float(read_noise_e), sigclip=sigclip,
                         sigfrac=sigfrac, objlim=objlim, niter=niter, var=var)
     if not cr.any():
         return cr
@@ -161,7 +161,7 @@ def spare_star_like(data: np.ndarray, cr: np.ndarray, bad: np.ndarray, read_nois
     if n == 0:
         return cr.copy()
     img = _Flat(cr.shape, 7)
-    d = img.flat(np.asarray(data, np.float64))
+    d = img.flat(np.asarray(data, np.float32))
     excl = img.flat(cr | bad, fill=True)
     labf = img.flat(lab2d)
     idx = np.flatnonzero(labf)
@@ -227,15 +227,15 @@ def grow_tracks(data: np.ndarray, cr: np.ndarray, bad: np.ndarray, sigma: np.nda
     if n == 0:
         return cr.copy()
     img = _Flat(cr.shape, 2)
-    d = img.flat(np.asarray(data, np.float64))
-    sig = img.flat(np.asarray(sigma, np.float64))
+    d = img.flat(np.asarray(data, np.float32))
+    sig = img.flat(np.asarray(sigma, np.float32))
     blocked = img.flat(np.asarray(bad, bool), fill=True)
     flagged = img.flat(cr)
     labf = img.flat(lab2d)
     cur = np.flatnonzero(flagged)
     peaks = np.full(n + 1, -np.inf)
     np.maximum.at(peaks, labf[cur], d[cur])
-    limit = np.full(img.size, -np.inf)
+    limit = np.full(img.size, -np.inf, np.float32)
     limit[cur] = peaks[labf[cur]]
     ring8 = img.box(1, ring=1)
     for _ in range(iters):

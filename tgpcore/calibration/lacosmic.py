@@ -25,6 +25,8 @@ import threading
 import numpy as np
 from scipy import ndimage
 
+from tgpcore.calibration.morphology import grow_mask
+
 _P = 10         # internal reflective padding
 _EDGE = 8       # outer pixels of the padded image never evaluated (windows reach 6 px, caches 8)
 _CHUNK = 8192   # candidates per vectorised block (bounds the windows' memory)
@@ -254,7 +256,7 @@ def detect_cosmics(data: np.ndarray, mask: np.ndarray | None = None, readnoise: 
         raise ValueError(f"mask shape {mask.shape} differs from the image's {data.shape}")
     v = (data + np.float32(readnoise) ** 2) if var is None else np.asarray(var, np.float32)
     # astroscrappy grows the mask by one pixel (8-connected) before it starts
-    mask = ndimage.binary_dilation(mask, np.ones((3, 3), bool)) if mask.any() else mask
+    mask = grow_mask(mask, 8) if mask.any() else mask
     good = ~mask
     st = _State(np.pad(data, _P, mode="reflect"), np.pad(v, _P, mode="reflect"),
                 np.pad(mask, _P, mode="reflect"))

@@ -1,7 +1,8 @@
 """Write files under a temporary name and rename them into place.
 
 A crash (or a killed worker) therefore never leaves a half-written product at its final path:
-either the old file (or nothing) is there, or the complete new one is.
+either the old file (or nothing) is there, or the complete new one is. With ``TGP_FSYNC`` set,
+each file is also flushed to disk before the rename (see :func:`tgpcore.settings.durable_writes`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from tgpcore.settings import durable_writes
 
 # Errors that mean the file system has no room (or no quota) left for the product.
 NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -70,8 +73,9 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"writer produced no file at temporary path {tmp}")
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        if durable_writes():
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, final)
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
