@@ -74,12 +74,15 @@ def detect_cosmic_rays(data_e: np.ndarray, mask: np.ndarray, read_noise_e: float
     ndarray of bool
         Cosmic-ray pixels.
     """
-    img = np.nan_to_num(np.asarray(data_e, dtype=np.float32))
+    img = np.array(data_e, dtype=np.float32)
+    if not np.isfinite(img).all():  # one pass where all is finite (a calibrated frame)
+        np.nan_to_num(img, copy=False)
     bad = np.asarray(mask, dtype=bool)
     var = None
     if sigma_e is not None:
         var = np.square(sigma_e, dtype=np.float32)
-        np.nan_to_num(var, copy=False, nan=0.0, posinf=0.0)
+        if not np.isfinite(var).all():
+            np.nan_to_num(var, copy=False, nan=0.0, posinf=0.0)
     cr = detect_cosmics(img, bad, float(read_noise_e), sigclip=sigclip,
                         sigfrac=sigfrac, objlim=objlim, niter=niter, var=var)
     if not cr.any():
