@@ -2,7 +2,8 @@
 
 Masters are built once per plan key (one task each) and reused across runs when their inputs'
 checksums match; each science frame is calibrated by its own task. Every master and frame starts
-as soon as the masters it needs exist. A frame or master that fails is recorded with its reason; the rest goes on.
+as soon as the masters it needs exist. A frame or master that fails is recorded with its reason;
+the rest goes on.
 """
 
 from __future__ import annotations

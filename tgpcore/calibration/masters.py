@@ -96,9 +96,10 @@ def frame_noise_adu(stack: np.ndarray, mean: np.ndarray) -> float:
     n = stack.shape[0]
     if n < 2:
         return float("nan")
-    # every 5th pixel of each frame: ample for one robust noise figure per frame
-    sample = mean.ravel()[::5]
-    per_frame = [mad_std(stack[i].ravel()[::5] - sample, ignore_nan=True) for i in range(n)]
+    # every 23rd pixel of each frame (180 000 of a 2048^2 frame): ample for one robust noise
+    # figure per frame (0.4 % relative error), and a fifth of the work of every 5th
+    sample = mean.ravel()[::23]
+    per_frame = [mad_std(stack[i].ravel()[::23] - sample, ignore_nan=True) for i in range(n)]
     return float(np.median(per_frame) * np.sqrt(n / (n - 1)))
 
 
@@ -126,12 +127,14 @@ def build_master_bias(frames: Sequence[FrameInput], setup: DetectorSetup) -> Mas
 
 
 def _subtract_bias(stack: np.ndarray, bias: CCDData | None, what: str) -> np.ndarray:
+    """``stack`` minus the master bias, in place (a stack is hundreds of MB)."""
     if bias is None:
         return stack
     if bias.data.shape != stack.shape[1:]:
         raise CalibrationError(f"master bias shape {bias.data.shape} differs from the {what} "
                                f"frames' {stack.shape[1:]}")
-    return stack - bias.data.astype(np.float32)[None]
+    stack -= np.asarray(bias.data, np.float32)[None]
+    return stack
 
 
 def build_master_dark(frames: Sequence[FrameInput], setup: DetectorSetup, bias: CCDData | None,
@@ -148,7 +151,9 @@ def build_master_dark(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
     stack, notes = _load(frames, setup)
     stack = _subtract_bias(stack, bias, "dark")
     t = np.array([f.exptime_s for f in frames], dtype=np.float32)[:, None, None]
-    rate = stack * np.float32(setup.gain_e_per_adu) / t
+    rate = stack
+    rate *= np.float32(setup.gain_e_per_adu)
+    rate /= t
     rn2 = np.float32(setup.read_noise_e ** 2)
 
     def dark_noise(med: np.ndarray) -> np.ndarray:
@@ -202,13 +207,14 @@ def build_master_flat(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
             raise CalibrationError(f"master dark shape {dark.data.shape} differs from the flat "
                                    f"frames' {stack.shape[1:]}")
         for i, f in enumerate(frames):
-            stack[i] -= dark.data.astype(np.float32) * np.float32(f.exptime_s)
+            stack[i] -= np.asarray(dark.data, np.float32) * np.float32(f.exptime_s)
     levels = np.array([np.median(s) for s in stack])
     if np.any(levels <= 0):
         bad = [frames[i].path for i in np.flatnonzero(levels <= 0)]
         raise CalibrationError(f"flat frames with no signal (median <= 0 e-): {bad}")
     lv = levels[:, None, None].astype(np.float32)
-    normed = stack / lv
+    normed = stack
+    normed /= lv
     rn2 = np.float32(setup.read_noise_e ** 2)
 
     def flat_noise(med: np.ndarray) -> np.ndarray:
