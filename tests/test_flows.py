@@ -194,20 +194,28 @@ def test_tgp_console_script_points_at_the_cli():
     assert ep.load() is tgp_main
 
 
+def _night_with_lit_flats(root: Path, nan_flat: str | None = None) -> Path:
+    """``small_night`` without darks whose B and V flats (img_0004-0013) have signal above the
+    bias; ``nan_flat`` is made all NaN."""
+    from astropy.io import fits
+
+    night = small_night(root, darks=False)
+    for i in range(4, 14):
+        name = f"img_{i:04d}.fits"
+        with fits.open(night / name, mode="update") as hdul:
+            assert hdul[0].header["FILTER"] == ("B" if i < 9 else "V")
+            hdul[0].data = np.full(hdul[0].data.shape, np.nan if name == nan_flat else 20000.0,
+                                   np.float32)
+    return night
+
+
 def test_a_failed_flat_rejects_its_filter_and_the_night_goes_on(tmp_path, sqlite_env):
     """Frames start as soon as their own masters exist; a master that fails (a B flat full of
     NaN) rejects exactly the frames that need it, with the reason, and the V frames are
     calibrated."""
-    from astropy.io import fits
-
     from flows.calibrate import CalibrateParams, calibrate_flow
 
-    night = small_night(tmp_path / "night", darks=False)
-    for i in range(4, 14):  # the B flats (the first one all NaN), then the V flats
-        with fits.open(night / f"img_{i:04d}.fits", mode="update") as hdul:
-            assert hdul[0].header["FILTER"] == ("B" if i < 9 else "V")
-            hdul[0].data = np.full(hdul[0].data.shape, np.nan if i == 4 else 20000.0,
-                                   np.float32)
+    night = _night_with_lit_flats(tmp_path / "night", nan_flat="img_0004.fits")
     params = CalibrateParams(data=str(night), out=str(tmp_path / "out"), runner=THREADS)
     result = calibrate_flow.with_options(task_runner=make_task_runner(THREADS))(params)
     cal = result["calibration"]
@@ -220,3 +228,16 @@ def test_a_failed_flat_rejects_its_filter_and_the_night_goes_on(tmp_path, sqlite
     assert db.get_run(result["run_id"]).status == "succeeded"
     failed = [p for p in db.products(result["run_id"]) if p.status == "failed"]
     assert [p.kind for p in failed] == ["master_flat"]
+
+
+@pytest.mark.slow
+def test_calibrate_flow_on_its_own_local_dask_cluster(tmp_path, sqlite_env, capsys):
+    """``python -m flows.calibrate`` with the default runner: the flow makes its own local
+    cluster (``flows.runners.local_cluster``) and waits on its Dask futures as masters finish."""
+    from flows.calibrate import main as calibrate_main
+
+    night = _night_with_lit_flats(tmp_path / "night")
+    rc = calibrate_main(["--data", str(night), "--out", str(tmp_path / "out"),
+                         "--runner", "dask", "--workers", "1", "--no-cosmic-rays"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "7 frames calibrated, 0 skipped, 3 masters" in out, out
