@@ -1,9 +1,7 @@
-"""The calibration schedule: masters and frames start as soon as their masters exist, a failed
-master takes down exactly what needs it, and the local Dask workers get their allocator setting."""
+"""The calibration schedule: masters and frames start as soon as their masters exist, and a
+failed master takes down exactly what needs it."""
 
 from __future__ import annotations
-
-import os
 
 import pytest
 
@@ -65,15 +63,3 @@ def test_a_failed_master_takes_down_what_needs_it_and_nothing_else(plan):
     assert ready == [] and set(lost) == {"u1", "b1", "v1", "b2"}
     assert lost["b1"].startswith("master dark300 failed: CalibrationError: dark.fits")
     assert not s.pending
-
-
-def test_local_cluster_workers_take_image_arrays_from_the_heap():
-    from distributed import Client
-
-    from flows.runners import WORKER_PRE_SPAWN_ENV, local_cluster
-
-    with local_cluster(1) as cluster, Client(cluster) as client:
-        env = next(iter(client.run(lambda: dict(os.environ)).values()))
-    for var, value in WORKER_PRE_SPAWN_ENV.items():
-        assert env.get(var) == value
-    assert "MALLOC_TRIM_THRESHOLD_" in env  # Dask's own setting is kept

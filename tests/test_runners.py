@@ -1,0 +1,17 @@
+"""The local Dask cluster that flows start for themselves."""
+
+from __future__ import annotations
+
+import os
+
+
+def test_local_cluster_workers_take_image_arrays_from_the_heap():
+    from distributed import Client
+
+    from flows.runners import WORKER_PRE_SPAWN_ENV, local_cluster
+
+    with local_cluster(1) as cluster, Client(cluster) as client:
+        env = next(iter(client.run(lambda: dict(os.environ)).values()))
+    for var, value in WORKER_PRE_SPAWN_ENV.items():
+        assert env.get(var) == value
+    assert "MALLOC_TRIM_THRESHOLD_" in env  # Dask's own setting is kept
