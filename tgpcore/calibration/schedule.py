@@ -44,7 +44,6 @@ class CalibrationSchedule:
     """
 
     def __init__(self, plan: CalibrationPlan):
-        self.plan = plan
         self.paths: dict[str, str] = {}    # master key -> file of a finished master
         self.reasons: dict[str, str] = {}  # master key -> why it failed
         used = used_masters(plan)
@@ -62,7 +61,7 @@ class CalibrationSchedule:
     def ready_masters(self) -> list[MasterSpec]:
         """Masters not handed out yet whose input masters all exist. Masters made with a
         failed master are failed here (see :attr:`reasons`)."""
-        ready, waiting = [], []
+        ready: list[MasterSpec] = []
         changed = True
         while changed:  # a failure can cascade (bias -> dark -> flat)
             changed, waiting = False, []
