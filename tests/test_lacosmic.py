@@ -93,3 +93,30 @@ def test_degenerate_images():
     small[2, 3] += 5000.0
     cr = detect_cosmics(small, None, 5.0, niter=2)
     assert cr.shape == small.shape and cr[2, 3]
+
+
+def test_reused_buffers_carry_nothing_between_images(field):
+    """The per-thread maps are reset only where an image wrote: each mask is the one computed
+    in a fresh thread (fresh maps), through a sequence of images of one size, another size
+    and a failing call."""
+    import threading
+
+    def in_fresh_thread(*args, **kw):
+        out = {}
+        t = threading.Thread(target=lambda: out.update(cr=detect_cosmics(*args, **kw)))
+        t.start()
+        t.join()
+        return out["cr"]
+
+    data, mask, _ = field
+    other = np.roll(data, 7, axis=1)
+    small = data[:300, :200].copy()
+    for img, m, niter in ((data, mask, 4), (other, None, 4), (data, mask, 2), (small, None, 2),
+                          (other, None, 2)):
+        got = detect_cosmics(img, m, 5.0, niter=niter)
+        assert got.sum() > 0
+        np.testing.assert_array_equal(got, in_fresh_thread(img, m, 5.0, niter=niter))
+    with pytest.raises(ValueError):
+        detect_cosmics(data, np.zeros((3, 3), bool), 5.0)
+    np.testing.assert_array_equal(detect_cosmics(other, None, 5.0, niter=4),
+                                  in_fresh_thread(other, None, 5.0, niter=4))

@@ -8,9 +8,8 @@ import numpy as np
 from astropy import units as u
 from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.stats import mad_std, sigma_clipped_stats
-from scipy import ndimage
 
-from tgpcore.calibration.cosmics import detect_cosmic_rays
+from tgpcore.calibration.cosmics import count_groups, detect_cosmic_rays
 from tgpcore.calibration.detector import DetectorSetup, prepare, trim
 from tgpcore.calibration.masters import CalibrationError, FrameInput
 from tgpcore.calibration.morphology import grow_mask
@@ -152,9 +151,9 @@ def calibrate_frame(frame: FrameInput, setup: DetectorSetup, bias: CCDData | Non
     sigma = np.sqrt(var)
     if cosmic_rays:
         cr = detect_cosmic_rays(data, flags > 0, setup.read_noise_e,
-                                sigma_e=sigma, **(cr_params or {}))
+                                var_e=var, **(cr_params or {}))
         flags[cr] |= FLAG_COSMIC
-        n_cr = int(ndimage.label(cr)[1]) if cr.any() else 0
+        n_cr = count_groups(cr)
         provenance(header, "cosmic", f"{int(cr.sum())} pixels in {n_cr} cosmic-ray hits masked "
                                      "(L.A.Cosmic, stars spared, tracks grown)")
     mask = flags > 0

@@ -21,18 +21,16 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import ndimage
 
 from tgpcore.calibration.lacosmic import detect_cosmics
-
-_K8 = np.ones((3, 3), bool)
+from tgpcore.calibration.morphology import label_pixels
 
 
 def detect_cosmic_rays(data_e: np.ndarray, mask: np.ndarray, read_noise_e: float,
                        sigclip: float = 4.5, sigfrac: float = 0.3, objlim: float = 5.0,
                        niter: int = 2, sigma_e: np.ndarray | None = None,
-                       spare_ratio: float = 0.3, grow_nsig: float = 5.0,
-                       grow_iter: int = 3, spare_fwhm_px: float = 3.0,
+                       var_e: np.ndarray | None = None, spare_ratio: float = 0.3,
+                       grow_nsig: float = 5.0, grow_iter: int = 3, spare_fwhm_px: float = 3.0,
                        spare_bkg_percentile: float = 50.0) -> np.ndarray:
     """Boolean mask of cosmic-ray pixels in an image in electrons (sky included).
 
@@ -48,8 +46,9 @@ def detect_cosmic_rays(data_e: np.ndarray, mask: np.ndarray, read_noise_e: float
         L.A.Cosmic parameters (astroscrappy's meaning). ``objlim`` protects star cores. The
         image is reflected at its edges (astroscrappy leaves the outer pixels unfiltered and
         misses most hits within a few pixels of them).
-    sigma_e : ndarray, optional
-        Per-pixel uncertainty (e-): L.A.Cosmic's noise model and the track growth's; Poisson
+    sigma_e, var_e : ndarray, optional
+        Per-pixel uncertainty (e-) or variance (e-^2; preferred when both are at hand: it is
+        the noise model itself): L.A.Cosmic's noise model and the track growth's; Poisson
         plus read noise by default. A calibrated frame's uncertainty also holds the masters'
         noise and the flat's division; with only Poisson and read noise, L.A.Cosmic took the
         noise peaks of low-sky frames for hits (on the tiny night 0.11 % of sky pixels, and
@@ -74,57 +73,73 @@ def detect_cosmic_rays(data_e: np.ndarray, mask: np.ndarray, read_noise_e: float
     ndarray of bool
         Cosmic-ray pixels.
     """
-    img = np.array(data_e, dtype=np.float32)
-    if not np.isfinite(img).all():  # one pass where all is finite (a calibrated frame)
-        np.nan_to_num(img, copy=False)
+    img = np.asarray(data_e, dtype=np.float32)  # read only: no copy of a calibrated frame
+    if not np.isfinite(img).all():
+        img = np.nan_to_num(img)                  # a copy: the caller's array is left alone
     bad = np.asarray(mask, dtype=bool)
-    var = None
-    if sigma_e is not None:
-        var = np.square(sigma_e, dtype=np.float32)
-        if not np.isfinite(var).all():
-            np.nan_to_num(var, copy=False, nan=0.0, posinf=0.0)
-    cr = detect_cosmics(img, bad, float(read_noise_e), sigclip=sigclip,
-                        sigfrac=sigfrac, objlim=objlim, niter=niter, var=var)
-    if not cr.any():
+    if var_e is None and sigma_e is not None:
+        var_e = np.square(sigma_e, dtype=np.float32)
+    var = None if var_e is None else np.asarray(var_e, dtype=np.float32)
+    noise_var = var
+    if var is not None and not np.isfinite(var).all():
+        noise_var = np.nan_to_num(var, nan=0.0, posinf=0.0)
+    cr = np.ascontiguousarray(detect_cosmics(img, bad, float(read_noise_e), sigclip=sigclip,
+                                             sigfrac=sigfrac, objlim=objlim, niter=niter,
+                                             var=noise_var))
+    idx = np.flatnonzero(cr)
+    if not len(idx):
         return cr
+    lab, n = label_pixels(idx, cr.shape)
     if spare_ratio > 0:
-        cr = spare_star_like(img, cr, bad, read_noise_e, spare_ratio, fwhm_px=spare_fwhm_px,
-                             bkg_percentile=spare_bkg_percentile)
-    if grow_nsig > 0 and grow_iter > 0:
-        sigma = sigma_e if sigma_e is not None else np.sqrt(np.clip(img, 0, None)
-                                                            + read_noise_e ** 2)
-        cr = grow_tracks(img, cr, bad, sigma, grow_nsig, grow_iter)
+        keep = spare_star_like(img, cr, bad, idx, lab, n, read_noise_e, spare_ratio,
+                               fwhm_px=spare_fwhm_px, bkg_percentile=spare_bkg_percentile)
+        cr.ravel()[idx[~keep]] = False
+        idx, lab = idx[keep], lab[keep]
+    if grow_nsig > 0 and grow_iter > 0 and len(idx):
+        if var is None:
+            var = np.clip(img, 0, None) + read_noise_e ** 2
+        cr = grow_tracks(img, cr, bad, var, idx, lab, n, grow_nsig, grow_iter)
     return cr
 
 
-class _Flat:
-    """An image padded by ``pad`` pixels (outside = excluded), addressed by flat indices."""
+def count_groups(mask: np.ndarray) -> int:
+    """Number of 8-connected groups of ``mask``'s pixels (few pixels: see
+    :func:`~tgpcore.calibration.morphology.label_pixels`)."""
+    return label_pixels(np.flatnonzero(mask), mask.shape)[1]
 
-    def __init__(self, shape: tuple[int, int], pad: int):
-        self.pad = pad
-        self.shape = (shape[0] + 2 * pad, shape[1] + 2 * pad)
-        self.size = self.shape[0] * self.shape[1]
-        self.nx = self.shape[1]
 
-    def flat(self, a: np.ndarray, fill=0) -> np.ndarray:
-        return np.pad(a, self.pad, constant_values=fill).ravel()
+class _Sparse:
+    """Neighbourhoods of a few pixels of an image, by flat index (pixels off the image are
+    left out), without padding or labelling the whole image."""
 
-    def box(self, half: int, ring: int = 0) -> np.ndarray:
-        """Flat offsets of the pixels at Chebyshev distance ring..half (0: the whole box)."""
+    def __init__(self, shape: tuple[int, int]):
+        self.shape = shape
+        self.ny, self.nx = shape
+        self.size = shape[0] * shape[1]
+
+    @staticmethod
+    def box(half: int, ring: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(dy, dx) of the pixels at Chebyshev distance ring..half (0: the whole box)."""
         d = np.arange(-half, half + 1)
         dy, dx = np.meshgrid(d, d, indexing="ij")
         keep = np.maximum(abs(dy), abs(dx)) >= ring
-        return (dy * self.nx + dx)[keep]
+        return dy[keep], dx[keep]
 
-    def coords(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.divmod(idx, self.nx)
+    def shifted(self, idx: np.ndarray, box: tuple[np.ndarray, np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Flat indices of the pixels at each offset of ``box`` from each of ``idx`` (shape
+        len(idx) x len(box)), and whether each is on the image."""
+        r, c = np.divmod(idx, self.nx)
+        rr, cc = r[:, None] + box[0], c[:, None] + box[1]
+        inside = (rr >= 0) & (rr < self.ny) & (cc >= 0) & (cc < self.nx)
+        return rr * self.nx + cc, inside
 
-
-def _pairs(img: _Flat, idx: np.ndarray, lab: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Sorted unique keys label * size + pixel for the pixels at ``offsets`` from each of
-    ``idx`` (whose labels are ``lab``)."""
-    keys = (lab[:, None].astype(np.int64) * img.size + (idx[:, None] + offsets)).ravel()
-    return np.unique(keys)
+    def pairs(self, idx: np.ndarray, lab: np.ndarray, box) -> np.ndarray:
+        """Sorted unique keys label * size + pixel for the pixels (on the image) of ``box``
+        around each of ``idx`` (whose labels are ``lab``)."""
+        pix, inside = self.shifted(idx, box)
+        keys = lab[:, None].astype(np.int64) * self.size + pix
+        return np.unique(keys[inside])
 
 
 def _group_quantile(lab: np.ndarray, val: np.ndarray, n: int, q: float) -> np.ndarray:
@@ -144,12 +159,16 @@ def _group_quantile(lab: np.ndarray, val: np.ndarray, n: int, q: float) -> np.nd
     return out
 
 
-def spare_star_like(data: np.ndarray, cr: np.ndarray, bad: np.ndarray, read_noise_e: float,
-                    ratio: float = 0.1, nsig: float = 3.0, fwhm_px: float = 2.0,
+def spare_star_like(data: np.ndarray, cr: np.ndarray, bad: np.ndarray, idx: np.ndarray,
+                    lab: np.ndarray, n: int, read_noise_e: float, ratio: float = 0.1,
+                    nsig: float = 3.0, fwhm_px: float = 2.0,
                     bkg_percentile: float = 50.0) -> np.ndarray:
-    """Unflag detections whose surroundings rise like a star's profile.
+    """Which detections are not star-like: False for the pixels of groups whose surroundings
+    rise like a star's profile.
 
-    For each group (8-connected): background = a percentile (``bkg_percentile``) of the pixels
+    ``idx`` are the flagged pixels of ``cr`` (sorted flat indices) and ``lab`` their 8-connected
+    group (1..n, :func:`~tgpcore.calibration.morphology.label_pixels`). For each group:
+    background = a percentile (``bkg_percentile``) of the pixels
     at 4-6 px from it (the median 2-3 px out instead, when lower, if a pixel 4-6 px out is
     brighter than the group: a faint star on a bright one's wing), peak = its brightest pixel,
     ring = median of its unflagged 8-neighbours
@@ -160,26 +179,20 @@ def spare_star_like(data: np.ndarray, cr: np.ndarray, bad: np.ndarray, read_nois
     neighbours at the sky whatever its size. Flagged and bad pixels are in no ring; groups with
     fewer than 3 ring or 8 background pixels stay flagged. All groups at once (flat indices).
     """
-    lab2d, n = ndimage.label(cr, structure=_K8)
-    if n == 0:
-        return cr.copy()
-    img = _Flat(cr.shape, 7)
-    d = img.flat(np.asarray(data, np.float32))
-    excl = img.flat(cr | bad, fill=True)
-    labf = img.flat(lab2d)
-    idx = np.flatnonzero(labf)
-    lab = labf[idx]
+    img = _Sparse(cr.shape)
+    d = np.asarray(data, np.float32).ravel()
+    crf, badf = cr.ravel(), np.asarray(bad, bool).ravel()
     n1 = n + 1
 
     def split(keys):
         lk, pix = np.divmod(keys, img.size)
-        ok = ~excl[pix]
+        ok = ~(crf[pix] | badf[pix])
         return lk[ok], pix[ok]
 
-    near_l, near_p = split(_pairs(img, idx, lab, img.box(1)))
-    far_keys = _pairs(img, idx, lab, img.box(6))
-    far_keys = far_keys[~np.isin(far_keys, _pairs(img, idx, lab, img.box(3)),
-                                 assume_unique=True)]
+    near_l, near_p = split(img.pairs(idx, lab, img.box(1)))
+    far_keys = img.pairs(idx, lab, img.box(6))
+    box3 = img.pairs(idx, lab, img.box(3))
+    far_keys = far_keys[~np.isin(far_keys, box3, assume_unique=True)]
     far_l, far_p = split(far_keys)
     n_near = np.bincount(near_l, minlength=n1)
     n_far = np.bincount(far_l, minlength=n1)
@@ -194,16 +207,15 @@ def spare_star_like(data: np.ndarray, cr: np.ndarray, bad: np.ndarray, read_nois
     # 2-3 px out instead, when lower.
     far_max = np.full(n1, -np.inf)
     np.maximum.at(far_max, far_l, d[far_p])
-    mid_keys = _pairs(img, idx, lab, img.box(3))
-    mid_keys = mid_keys[~np.isin(mid_keys, _pairs(img, idx, lab, img.box(1)), assume_unique=True)]
+    mid_keys = box3[~np.isin(box3, img.pairs(idx, lab, img.box(1)), assume_unique=True)]
     mid_l, mid_p = split(mid_keys)
     mid = _group_quantile(mid_l, d[mid_p], n1, 50.0)
     n_mid = np.bincount(mid_l, minlength=n1)
     bkg = np.where((far_max > d[peak_idx]) & (n_mid >= 8), np.minimum(mid, bkg), bkg)
     ring = _group_quantile(near_l, d[near_p], n1, 50.0) - bkg
     peak = d[peak_idx] - bkg
-    py, px = img.coords(peak_idx[near_l])
-    ny_, nx_ = img.coords(near_p)
+    py, px = np.divmod(peak_idx[near_l], img.nx)
+    ny_, nx_ = np.divmod(near_p, img.nx)
     dist2 = np.bincount(near_l, weights=(ny_ - py) ** 2 + (nx_ - px) ** 2,
                         minlength=n1) / np.maximum(n_near, 1)
     noise = 1.25 * np.sqrt(np.maximum(bkg, 0.0) + read_noise_e ** 2) / np.sqrt(
@@ -214,37 +226,36 @@ def spare_star_like(data: np.ndarray, cr: np.ndarray, bad: np.ndarray, read_nois
         star = ((n_near >= 3) & (n_far >= 8) & (peak > 0) & (ring > expect * peak)
                 & (ring > nsig * noise))
     star[0] = False
-    return cr & ~star[lab2d]
+    return ~star[lab]
 
 
-def grow_tracks(data: np.ndarray, cr: np.ndarray, bad: np.ndarray, sigma: np.ndarray,
-                nsig: float = 5.0, iters: int = 3) -> np.ndarray:
-    """Add the neighbours of detections that stand ``nsig`` sigma above the median of their
-    own unflagged 8-neighbours (the faint parts of tracks), ``iters`` steps at most.
+def grow_tracks(data: np.ndarray, cr: np.ndarray, bad: np.ndarray, var: np.ndarray,
+                idx: np.ndarray, lab: np.ndarray, n: int, nsig: float = 5.0,
+                iters: int = 3) -> np.ndarray:
+    """``cr`` with the neighbours of detections that stand ``nsig`` sigma (sqrt of ``var``)
+    above the median of their own unflagged 8-neighbours (the faint parts of tracks), ``iters`` steps at most.
 
-    A track's missed middle is fainter than its detected part, a star core next to a false
+    ``idx`` are ``cr``'s pixels (sorted flat indices) and ``lab`` their groups (1..n). A
+    track's missed middle is fainter than its detected part, a star core next to a false
     detection brighter: a pixel joins only if fainter than the peak of the group it touches
-    (the brightest such group if several).
+    (the brightest such group if several). Pixels off the image count as bad.
     """
-    lab2d, n = ndimage.label(cr, structure=_K8)
-    if n == 0:
-        return cr.copy()
-    img = _Flat(cr.shape, 2)
-    d = img.flat(np.asarray(data, np.float32))
-    sig = img.flat(np.asarray(sigma, np.float32))
-    blocked = img.flat(np.asarray(bad, bool), fill=True)
-    flagged = img.flat(cr)
-    labf = img.flat(lab2d)
-    cur = np.flatnonzero(flagged)
+    img = _Sparse(cr.shape)
+    d = np.asarray(data, np.float32).ravel()
+    var = np.asarray(var, np.float32).ravel()
+    blocked = np.asarray(bad, bool).ravel()
+    out = cr.copy()
+    flagged = out.ravel()
     peaks = np.full(n + 1, -np.inf)
-    np.maximum.at(peaks, labf[cur], d[cur])
-    limit = np.full(img.size, -np.inf, np.float32)
-    limit[cur] = peaks[labf[cur]]
+    np.maximum.at(peaks, lab, d[idx])
+    cur, cur_lim = idx, peaks[lab].astype(np.float32)
     ring8 = img.box(1, ring=1)
     for _ in range(iters):
-        cand = (cur[:, None] + ring8).ravel()
-        lim = np.repeat(limit[cur], len(ring8))
-        ok = ~flagged[cand] & ~blocked[cand]
+        cand, inside = img.shifted(cur, ring8)
+        lim = np.repeat(cur_lim, len(ring8[0]))
+        cand, inside = cand.ravel(), inside.ravel()
+        ok = inside.copy()
+        ok[inside] = ~flagged[cand[inside]] & ~blocked[cand[inside]]
         cand, lim = cand[ok], lim[ok]
         if not len(cand):
             break
@@ -252,15 +263,18 @@ def grow_tracks(data: np.ndarray, cr: np.ndarray, bad: np.ndarray, sigma: np.nda
         cand, lim = cand[order], lim[order]
         first = np.concatenate(([True], cand[1:] != cand[:-1]))
         cand, lim = cand[first], lim[first]
-        nbr = cand[:, None] + ring8
-        vals = np.where(flagged[nbr] | blocked[nbr], np.nan, d[nbr])
+        nbr, on = img.shifted(cand, ring8)
+        nbr = np.where(on, nbr, 0)
+        vals = np.where(~on | flagged[nbr] | blocked[nbr], np.nan, d[nbr])
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             nb = np.nanmedian(vals, axis=1)
-            new = (d[cand] - nb > nsig * sig[cand]) & (d[cand] < lim)
+            new = (d[cand] - nb > nsig * np.sqrt(var[cand])) & (d[cand] < lim)
         if not new.any():
             break
         flagged[cand[new]] = True
-        limit[cand[new]] = lim[new]
-        cur = np.flatnonzero(flagged)
-    return flagged.reshape(img.shape)[2:-2, 2:-2]
+        cur = np.concatenate((cur, cand[new]))
+        cur_lim = np.concatenate((cur_lim, lim[new]))
+        order = np.argsort(cur, kind="stable")
+        cur, cur_lim = cur[order], cur_lim[order]
+    return out
