@@ -120,3 +120,21 @@ def test_reused_buffers_carry_nothing_between_images(field):
         detect_cosmics(data, np.zeros((3, 3), bool), 5.0)
     np.testing.assert_array_equal(detect_cosmics(other, None, 5.0, niter=4),
                                   in_fresh_thread(other, None, 5.0, niter=4))
+
+
+@pytest.mark.parametrize("n", [5, 7, 9])
+def test_median_networks_select_the_median(n):
+    """A comparator network selects the median of every input if it does for every input of
+    0s and 1s (the zero-one principle): all 2^n of them, then random values with ties."""
+    import itertools
+
+    from tgpcore.calibration.lacosmic import _NETWORKS, _line_median
+
+    bits = np.array(list(itertools.product([0.0, 1.0], repeat=n)), np.float32)
+    rng = np.random.default_rng(n)
+    for rows in (bits, rng.integers(0, 4, (50_000, n)).astype(np.float32),
+                 rng.normal(size=(50_000, n)).astype(np.float32)):
+        idx = np.arange(len(rows)) * n + n // 2
+        np.testing.assert_array_equal(_line_median(rows.ravel(), idx, n // 2, 1),
+                                      np.median(rows, axis=1))
+    assert len(_NETWORKS[n]) == {5: 7, 7: 13, 9: 19}[n]

