@@ -38,13 +38,18 @@ def make_task_runner(settings: RunnerSettings, address: str | None = None):
                                           "env": prefect_api_env()})
 
 
-# Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_ set, which also freezes glibc's mmap
-# threshold at 128 KiB: every image-sized temporary in a worker is then a fresh mapping whose
-# pages fault in again, and the calibration stage ran 1.5x slower in a worker than in a plain
-# process (0.68 against 1.0 s per 2048^2 frame). Arrays up to 32 MiB (the most glibc accepts;
-# a 2048^2 float64 image) come from the heap instead. Workers of an external cluster need the
-# same variable in their environment (docker-compose.yml sets it).
-WORKER_PRE_SPAWN_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20)}
+# glibc's allocator, in Dask workers. Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_ at
+# 64 KiB, which also freezes glibc's mmap threshold at 128 KiB: every image-sized temporary in a
+# worker was then a fresh mapping whose pages faulted in again (0.68 against 1.0 s per 2048^2
+# frame). MALLOC_MMAP_THRESHOLD_ serves arrays up to 32 MiB (the most glibc accepts; a 2048^2
+# float64 image) from the heap instead; MALLOC_TRIM_THRESHOLD_ at 512 MiB keeps the heap's
+# freed top for the next frame instead of handing it back to the kernel after every array
+# (reflect-padding three images cost 33 ms a frame in page faults, 4 ms without them). A worker
+# keeps at most its own high-water mark. Workers of an external cluster need the same (the
+# nanny's own setting wins over the shell's: docker-compose.yml and the README set Dask's
+# distributed.nanny.pre-spawn-environ).
+WORKER_PRE_SPAWN_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
+                        "MALLOC_TRIM_THRESHOLD_": str(512 * 2**20)}
 
 
 def local_cluster(n_workers: int = 2, **kwargs):

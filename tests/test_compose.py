@@ -4,6 +4,7 @@ code reads (there is no Docker engine here, so the files are parsed and cross-ch
 from __future__ import annotations
 
 import importlib
+import ast
 import re
 import shlex
 from pathlib import Path, PurePosixPath
@@ -85,8 +86,10 @@ def test_services_and_tgp_settings(compose):
                 "PREFECT_API_URL"):
         assert worker.get(var), f"worker does not set {var}"
     # the Dask workers allocate image-sized arrays as the local cluster's workers do
+    nanny_env = ast.literal_eval(dask_worker["DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON"])
     for var, value in WORKER_PRE_SPAWN_ENV.items():
-        assert dask_worker.get(var) == value, f"dask-worker does not set {var}={value}"
+        assert nanny_env.get(var) == value, f"dask-worker's nanny does not set {var}={value}"
+    assert nanny_env.get("OMP_NUM_THREADS") == "1"  # Dask's own defaults are kept
     for var in ("TGP_OUT_ROOT", "TGP_INBOX"):
         sources = {_mounted(services[s], worker[var]) for s in TGP_SERVICES}
         assert len(sources) == 1 and None not in sources, f"{var} is not on one shared volume"
