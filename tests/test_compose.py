@@ -3,8 +3,8 @@ code reads (there is no Docker engine here, so the files are parsed and cross-ch
 
 from __future__ import annotations
 
-import importlib
 import ast
+import importlib
 import re
 import shlex
 from pathlib import Path, PurePosixPath
