@@ -113,7 +113,6 @@ class _Sparse:
     left out), without padding or labelling the whole image."""
 
     def __init__(self, shape: tuple[int, int]):
-        self.shape = shape
         self.ny, self.nx = shape
         self.size = shape[0] * shape[1]
 
@@ -189,7 +188,8 @@ def spare_star_like(data: np.ndarray, cr: np.ndarray, bad: np.ndarray, idx: np.n
         ok = ~(crf[pix] | badf[pix])
         return lk[ok], pix[ok]
 
-    near_l, near_p = split(img.pairs(idx, lab, img.box(1)))
+    box1 = img.pairs(idx, lab, img.box(1))
+    near_l, near_p = split(box1)
     far_keys = img.pairs(idx, lab, img.box(6))
     box3 = img.pairs(idx, lab, img.box(3))
     far_keys = far_keys[~np.isin(far_keys, box3, assume_unique=True)]
@@ -207,7 +207,7 @@ def spare_star_like(data: np.ndarray, cr: np.ndarray, bad: np.ndarray, idx: np.n
     # 2-3 px out instead, when lower.
     far_max = np.full(n1, -np.inf)
     np.maximum.at(far_max, far_l, d[far_p])
-    mid_keys = box3[~np.isin(box3, img.pairs(idx, lab, img.box(1)), assume_unique=True)]
+    mid_keys = box3[~np.isin(box3, box1, assume_unique=True)]
     mid_l, mid_p = split(mid_keys)
     mid = _group_quantile(mid_l, d[mid_p], n1, 50.0)
     n_mid = np.bincount(mid_l, minlength=n1)
