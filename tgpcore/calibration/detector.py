@@ -80,6 +80,11 @@ def overscan_level(raw: np.ndarray, overscan: tuple[int, int, int, int]) -> floa
     if region.size == 0:
         raise ValueError(f"overscan section {overscan} is empty for an image of shape "
                          f"{raw.shape}")
+    return region_level(region)
+
+
+def region_level(region: np.ndarray) -> float:
+    """The level of an overscan region (rows x columns): the mean of its row medians."""
     return float(np.mean(np.median(region, axis=1)))
 
 
