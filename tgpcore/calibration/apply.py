@@ -59,31 +59,49 @@ def to_electrons(data: np.ndarray, setup: DetectorSetup, exptime_s: float,
     def unc(master):
         return None if master is None or master.uncertainty is None else master.uncertainty.array
 
+    def f32(master):
+        return None if master is None else np.asarray(master.data, np.float32)
+
+    bias_d, dark_d, flat_d = f32(bias), f32(dark), f32(flat)
     bias_unc, dark_unc, flat_unc = unc(bias), unc(dark), unc(flat)
+    # Every operation writes into a chunk-sized buffer or into the output: no temporaries.
+    vm_buf, tmp_buf, fl_buf = (np.empty((rows, data.shape[1]), np.float32) for _ in range(3))
     for r0 in range(0, data.shape[0], rows):
         sl = slice(r0, r0 + rows)
-        d = data[sl]
-        var_masters = np.zeros(d.shape, np.float32)
-        if bias is not None:
-            d -= np.asarray(bias.data[sl], np.float32)
+        d, v, ok = data[sl], var[sl], safe[sl]
+        n = d.shape[0]
+        vm, tmp, fl = vm_buf[:n], tmp_buf[:n], fl_buf[:n]
+        vm.fill(0)                                  # the masters' own variance
+        if bias_d is not None:
+            d -= bias_d[sl]
             if bias_unc is not None:
-                var_masters += (bias_unc[sl] * gain * bw) ** 2
+                np.multiply(bias_unc[sl], gain, out=vm)
+                vm *= bw
+                np.square(vm, out=vm)
         d *= gain
-        if dark is not None:
+        if dark_d is not None:
             # The master dark is a rate (e-/s): scaling it to this exposure is a product.
-            d -= np.asarray(dark.data[sl], np.float32) * t
+            np.multiply(dark_d[sl], t, out=tmp)
+            d -= tmp
             if dark_unc is not None:
-                var_masters += (dark_unc[sl] * exptime_s) ** 2
+                np.multiply(dark_unc[sl], exptime_s, out=tmp)
+                np.square(tmp, out=tmp)
+                vm += tmp
         # Noise of the charge on the detector (before flat division): RN^2 + Poisson.
-        v = rn2 + np.maximum(d, 0.0) + var_masters
-        fl = np.asarray(flat.data[sl], np.float32)
-        ok = fl > 0.05
-        fl_safe = np.where(ok, fl, 1.0)
-        d /= fl_safe
-        v /= fl_safe ** 2
+        np.maximum(d, 0.0, out=v)
+        v += rn2
+        v += vm
+        np.greater(flat_d[sl], 0.05, out=ok)
+        np.copyto(fl, flat_d[sl])
+        np.copyto(fl, 1.0, where=~ok)
+        d /= fl
+        np.square(fl, out=tmp)
+        v /= tmp
         if flat_unc is not None:
-            v += (d * flat_unc[sl] / fl_safe) ** 2
-        var[sl], safe[sl] = v, ok
+            np.multiply(d, flat_unc[sl], out=tmp)
+            tmp /= fl
+            np.square(tmp, out=tmp)
+            v += tmp
     return var, safe
 
 
@@ -140,21 +158,22 @@ def calibrate_frame(frame: FrameInput, setup: DetectorSetup, bias: CCDData | Non
 
     flags = np.zeros(shape, dtype=np.uint8)
     sat = grow_mask(saturated, 4) if saturated.any() else saturated
-    flags[sat] |= FLAG_SATURATED
+    np.bitwise_or(flags, FLAG_SATURATED, out=flags, where=sat)
     badpix = ~safe
     for master in (dark, flat):
         if master is not None and master.mask is not None:
             badpix |= master.mask
-    flags[badpix] |= FLAG_BADPIX
-    flags[nonfinite] |= FLAG_NONFINITE
-    n_cr = 0
+    np.bitwise_or(flags, FLAG_BADPIX, out=flags, where=badpix)
+    if n_nonfinite:
+        np.bitwise_or(flags, FLAG_NONFINITE, out=flags, where=nonfinite)
+    n_cr = n_cr_pixels = 0
     sigma = np.sqrt(var)
     if cosmic_rays:
         cr = detect_cosmic_rays(data, flags > 0, setup.read_noise_e,
                                 var_e=var, **(cr_params or {}))
-        flags[cr] |= FLAG_COSMIC
-        n_cr = count_groups(cr)
-        provenance(header, "cosmic", f"{int(cr.sum())} pixels in {n_cr} cosmic-ray hits masked "
+        np.bitwise_or(flags, FLAG_COSMIC, out=flags, where=cr)
+        n_cr, n_cr_pixels = count_groups(cr), int(np.count_nonzero(cr))
+        provenance(header, "cosmic", f"{n_cr_pixels} pixels in {n_cr} cosmic-ray hits masked "
                                      "(L.A.Cosmic, stars spared, tracks grown)")
     mask = flags > 0
     if n_nonfinite:
@@ -182,6 +201,7 @@ def calibrate_frame(frame: FrameInput, setup: DetectorSetup, bias: CCDData | Non
         notes.append("almost every pixel is masked")
     qc = {"sky_e": float(sky), "noise_e": noise,
           "sky_e_per_s": float(sky) / t if t > 0 else float("nan"),
-          "cosmic_rays": float(n_cr), "cosmic_ray_pixels": float((flags & FLAG_COSMIC > 0).sum()),
-          "saturated_fraction": float(sat.mean()), "masked_fraction": float(mask.mean())}
+          "cosmic_rays": float(n_cr), "cosmic_ray_pixels": float(n_cr_pixels),
+          "saturated_fraction": np.count_nonzero(sat) / sat.size,
+          "masked_fraction": np.count_nonzero(mask) / mask.size}
     return CalibratedFrame(ccd, flags, qc, notes)
