@@ -70,19 +70,28 @@ def run_ours(inv, plan, out: Path, client) -> dict[str, str]:
     from distributed import as_completed
 
     from tgpcore.calibration.products import make_calibrated, make_master
-    from tgpcore.calibration.schedule import CalibrationSchedule, frame_masters, master_inputs
+    from tgpcore.calibration.schedule import (
+        CalibrationSchedule,
+        frame_masters,
+        master_inputs,
+        master_threads,
+    )
 
     recs = {r.path: r for r in inv.records}
     sched = CalibrationSchedule(plan)
     building, frames = as_completed(), []
 
+    n_workers = len(client.scheduler_info()["workers"])
+
     def start():
-        for spec in sched.ready_masters():
+        ready_masters = sched.ready_masters()
+        threads = master_threads(len(ready_masters), building.count() + len(frames), n_workers)
+        for spec in ready_masters:
             deps = master_inputs(spec)
             fut = client.submit(
                 make_master, spec.kind, spec.key, [frame_input(recs[p]) for p in spec.members],
                 str(out / "masters" / f"{spec.key}.fits"),
-                sched.paths.get(deps.get("bias")), sched.paths.get(deps.get("dark")),
+                sched.paths.get(deps.get("bias")), sched.paths.get(deps.get("dark")), threads,
                 pure=False)
             building.add(fut)
         ready, lost = sched.ready_frames()

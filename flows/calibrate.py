@@ -27,7 +27,12 @@ from flows.settings import default_out_root
 from tasks.calibrate import build_master_task, calibrate_frame_task
 from tgpcore import __version__
 from tgpcore.calibration.plan import CalibrationPlan
-from tgpcore.calibration.schedule import CalibrationSchedule, frame_masters, master_inputs
+from tgpcore.calibration.schedule import (
+    CalibrationSchedule,
+    frame_masters,
+    master_inputs,
+    master_threads,
+)
 from tgpcore.inventory import FrameRecord, Inventory
 from tgpcore.io.checksum import product_key
 
@@ -97,7 +102,9 @@ def run_calibrate_stage(session: RunSession, params: CalibrateParams, inv: Inven
                 fut = build_master_task.submit(
                     spec.kind, spec.key, [_frame_input(recs[p]) for p in spec.members],
                     str(master_dir / f"{spec.key}.fits"),
-                    sched.paths.get(deps.get("bias", "")), sched.paths.get(deps.get("dark", "")))
+                    sched.paths.get(deps.get("bias", "")), sched.paths.get(deps.get("dark", "")),
+                    master_threads(len(ready), len(building) + len(todo),
+                                   params.runner.n_workers))
                 building[fut] = (spec, pkey, inputs)
 
     def start_frames() -> None:

@@ -12,10 +12,10 @@ from tgpcore.calibration.products import make_calibrated, make_master
 
 @task(name="build-master", cache_policy=NO_CACHE, description="Combine one master bias, dark or flat")
 def build_master_task(kind: str, key: str, members: list[dict[str, Any]], out_path: str,
-                      bias_path: str | None = None, dark_path: str | None = None
-                      ) -> dict[str, Any]:
+                      bias_path: str | None = None, dark_path: str | None = None,
+                      threads: int = 1) -> dict[str, Any]:
     """Run :func:`tgpcore.calibration.products.make_master`."""
-    return make_master(kind, key, members, out_path, bias_path, dark_path)
+    return make_master(kind, key, members, out_path, bias_path, dark_path, threads)
 
 
 @task(name="calibrate-frame", cache_policy=NO_CACHE, description="Calibrate one science frame")

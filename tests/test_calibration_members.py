@@ -163,3 +163,30 @@ def test_band_memory_does_not_grow_with_the_members(tmp_path):
         assert m.band_rows() * 100 * 2048 * 4 <= max(members_mod.BAND_BYTES,
                                                       8 * 100 * 2048 * 4)
         assert 8 <= m.band_rows() <= 128
+
+
+def test_threads_build_the_same_masters(tmp_path, small_bands):
+    """Bands shared between threads give the same masters, bit for bit (the master bias is
+    built with every worker's core while nothing else can run)."""
+    biases = _frames(tmp_path, 4, level=1000.0, name="b")
+    darks = _frames(tmp_path, 3, level=1100.0, exptime=100.0, seed=1, name="d")
+    flats = _frames(tmp_path, 4, level=20000.0, exptime=2.0, seed=2, name="fl")
+    one = build_master_bias(biases, SETUP)
+    two = build_master_bias(biases, SETUP, threads=3)
+    np.testing.assert_array_equal(one.ccd.data, two.ccd.data)
+    np.testing.assert_array_equal(one.ccd.uncertainty.array, two.ccd.uncertainty.array)
+    assert one.qc == two.qc
+    for build, args in ((build_master_dark, (darks, SETUP, one.ccd)),
+                        (build_master_flat, (flats, SETUP, one.ccd))):
+        a, b = build(*args), build(*args, threads=2)
+        np.testing.assert_array_equal(a.ccd.data, b.ccd.data)
+        np.testing.assert_array_equal(a.ccd.mask, b.ccd.mask)
+
+
+def test_a_bad_member_fails_a_threaded_master_too(tmp_path, small_bands):
+    frames = _frames(tmp_path, 2)
+    bad = np.full((NY, NX), 1000.0, np.float32)
+    bad[60, 10] = np.inf
+    path = _write(tmp_path / "inf.fits", bad)
+    with pytest.raises(CalibrationError, match=r"inf\.fits: 1 non-finite pixels"):
+        build_master_bias([*frames, FrameInput(path, 0, 0.0, {})], SETUP, threads=2)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tgpcore.calibration.plan import CalibrationPlan, MasterSpec, PlanEntry
-from tgpcore.calibration.schedule import CalibrationSchedule, used_masters
+from tgpcore.calibration.schedule import CalibrationSchedule, master_threads, used_masters
 
 
 def _master(key, kind, **depends):
@@ -63,3 +63,16 @@ def test_a_failed_master_takes_down_what_needs_it_and_nothing_else(plan):
     assert ready == [] and set(lost) == {"u1", "b1", "v1", "b2"}
     assert lost["b1"].startswith("master dark300 failed: CalibrationError: dark.fits")
     assert not s.pending
+
+
+def test_a_master_alone_gets_every_workers_core(plan):
+    """At the start of a night only the master bias can run: it gets every worker's core.
+    Masters that start together, or beside running work, get one thread each."""
+    sched = CalibrationSchedule(plan)
+    ready = sched.ready_masters()
+    assert [m.kind for m in ready] == ["bias"]
+    assert master_threads(len(ready), 0, 2) == 2
+    assert master_threads(len(ready), 0, 1) == 1
+    assert master_threads(1, 1, 2) == 1          # a frame or another master still running
+    assert master_threads(2, 0, 2) == 1          # two masters start together
+    assert master_threads(1, 0, 0) == 1

@@ -24,7 +24,8 @@ from tgpcore.io.fits import provenance, write_ccd
 
 
 def make_master(kind: str, key: str, members: list[dict[str, Any]], out_path: str,
-                bias_path: str | None = None, dark_path: str | None = None) -> dict[str, Any]:
+                bias_path: str | None = None, dark_path: str | None = None,
+                threads: int = 1) -> dict[str, Any]:
     """Build and write one master frame.
 
     Parameters
@@ -38,17 +39,20 @@ def make_master(kind: str, key: str, members: list[dict[str, Any]], out_path: st
         Where to write the master (atomically).
     bias_path, dark_path : str, optional
         Masters this one depends on.
+    threads : int
+        Threads sharing the combination: for a master built while nothing else can run (the
+        same master, sooner).
     """
     frames = [FrameInput(**m) for m in members]
     setup = DetectorSetup.from_summary(frames[0].summary)
     bias = load_master(bias_path)
     dark = load_master(dark_path)
     if kind == "bias":
-        result = build_master_bias(frames, setup)
+        result = build_master_bias(frames, setup, threads=threads)
     elif kind == "dark":
-        result = build_master_dark(frames, setup, bias)
+        result = build_master_dark(frames, setup, bias, threads=threads)
     elif kind == "flat":
-        result = build_master_flat(frames, setup, bias, dark)
+        result = build_master_flat(frames, setup, bias, dark, threads=threads)
     else:
         raise ValueError(f"unknown master kind {kind!r}")
     result.ccd.header["TGPKEY"] = (key[:68], "tgp master key")

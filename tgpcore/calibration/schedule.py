@@ -24,6 +24,14 @@ def frame_masters(entry: PlanEntry) -> dict[str, str]:
     return {role: key for role, key in keys.items() if key}
 
 
+def master_threads(n_ready: int, n_outstanding: int, n_workers: int) -> int:
+    """Threads for a master about to start: every worker's core when it is the only work the
+    stage has (``n_ready`` masters starting now, ``n_outstanding`` tasks still running), as
+    the master bias is at the start of a night, since everything else needs it; else one.
+    """
+    return max(1, n_workers) if n_ready == 1 and n_outstanding == 0 else 1
+
+
 def used_masters(plan: CalibrationPlan) -> set[str]:
     """Plan keys of the masters that some frame needs, directly or through another master."""
     used = {k for e in plan.entries if e.status == "ok" for k in frame_masters(e).values()}
