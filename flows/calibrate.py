@@ -103,6 +103,8 @@ def run_calibrate_stage(session: RunSession, params: CalibrateParams, inv: Inven
                     spec.kind, spec.key, [_frame_input(recs[p]) for p in spec.members],
                     str(master_dir / f"{spec.key}.fits"),
                     sched.paths.get(deps.get("bias", "")), sched.paths.get(deps.get("dark", "")),
+                    # every frame submitted so far counts as running: one thread unless the
+                    # master is truly alone (the master bias, at the start)
                     master_threads(len(ready), len(building) + len(todo),
                                    params.runner.n_workers))
                 building[fut] = (spec, pkey, inputs)
