@@ -40,29 +40,26 @@ class Members:
         try:
             for path, idx in zip(self.paths, hdu_indices, strict=True):
                 self._open(path, idx)
+            shape = self._data[0][0].shape if self._data else (0, 0)
+            for path, (data, *_) in zip(self.paths, self._data, strict=True):
+                if data.shape != shape:
+                    raise CalibrationError(f"{path}: raw shape {data.shape} differs from the "
+                                           f"other members' {shape}")
+            rows, cols = section_slices(setup.trim) if setup.trim else (slice(0, None),) * 2
+            self._rows, self._cols = rows, cols
+            self.shape = np.empty(shape, bool)[rows, cols].shape   # a view: nothing is read
+            for i, path in enumerate(self.paths):
+                level = 0.0
+                if setup.overscan:
+                    region = self._scaled(i, *section_slices(setup.overscan))
+                    if region.size == 0:
+                        raise CalibrationError(f"{path}: overscan section {setup.overscan} is "
+                                               f"empty for an image of shape {shape}")
+                    level = region_level(region)
+                self.levels.append(level)
         except BaseException:
             self.close()
             raise
-        shape = self._data[0][0].shape if self._data else (0, 0)
-        for path, (data, *_) in zip(self.paths, self._data, strict=True):
-            if data.shape != shape:
-                self.close()
-                raise CalibrationError(f"{path}: raw shape {data.shape} differs from the other "
-                                       f"members' {shape}")
-        rows, cols = section_slices(setup.trim) if setup.trim else (slice(None), slice(None))
-        self._rows, self._cols = rows, cols
-        self.shape = _trimmed(shape, setup)
-        for i, path in enumerate(self.paths):
-            level = 0.0
-            if setup.overscan:
-                orow, ocol = section_slices(setup.overscan)
-                region = self._scaled(i, orow, ocol)
-                if region.size == 0:
-                    self.close()
-                    raise CalibrationError(f"{path}: overscan section {setup.overscan} is empty for "
-                                      f"an image of shape {shape}")
-                level = region_level(region)
-            self.levels.append(level)
 
     def _open(self, path: str, idx: int) -> None:
         with warnings.catch_warnings():
@@ -98,6 +95,13 @@ class Members:
             out[raw == blank] = np.nan
         return out
 
+    def _corrected(self, i: int, rows, cols) -> np.ndarray:
+        """Frame ``i``'s pixels ``[rows, cols]`` (raw coordinates) minus its overscan level."""
+        out = self._scaled(i, rows, cols)
+        if self.levels[i]:
+            out -= np.float32(self.levels[i])
+        return out
+
     def band(self, i: int, r0: int, r1: int, out: np.ndarray) -> np.ndarray:
         """Trimmed rows ``r0:r1`` of frame ``i``, minus its overscan level, into ``out``.
 
@@ -106,25 +110,18 @@ class Members:
         CalibrationError
             If the band holds NaN or infinite pixels (naming the file).
         """
-        start = self._rows.start or 0
-        rows = slice(start + r0, start + r1)
-        out[...] = self._scaled(i, rows, self._cols)
-        if self.levels[i]:
-            out -= np.float32(self.levels[i])
+        start = self._rows.start
+        out[...] = self._corrected(i, slice(start + r0, start + r1), self._cols)
         if not np.isfinite(out).all():
-            raise CalibrationError(f"{self.paths[i]}: {int((~np.isfinite(out)).sum())} non-finite "
-                              f"pixels in a calibration frame (rows {r0}-{r1 - 1})")
+            raise CalibrationError(f"{self.paths[i]}: {int((~np.isfinite(out)).sum())} "
+                                   f"non-finite pixels in a calibration frame (rows {r0}-{r1 - 1})")
         return out
 
     def pixels(self, i: int, flat: np.ndarray) -> np.ndarray:
         """Frame ``i``'s pixels at flat indices ``flat`` of the trimmed image, minus its
         overscan level (as :meth:`band` gives them)."""
-        start_r, start_c = self._rows.start or 0, self._cols.start or 0
         rr, cc = np.divmod(flat, self.shape[1])
-        out = self._scaled(i, rr + start_r, cc + start_c)
-        if self.levels[i]:
-            out -= np.float32(self.levels[i])
-        return out
+        return self._corrected(i, rr + self._rows.start, cc + self._cols.start)
 
     def band_rows(self) -> int:
         """Rows per band: every member's band in about ``BAND_BYTES`` (8 to 128 rows)."""
@@ -150,10 +147,3 @@ class Members:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def _trimmed(shape: tuple[int, ...], setup: DetectorSetup) -> tuple[int, int]:
-    """The shape of the trimmed area of a raw frame of ``shape``."""
-    if not setup.trim:
-        return tuple(shape)
-    rows, cols = section_slices(setup.trim)
-    return (len(range(*rows.indices(shape[0]))), len(range(*cols.indices(shape[1]))))
