@@ -4,7 +4,8 @@ Workload: the simulator's ``bench`` night (2048x2048, 72 science and standard fr
 2x6 darks, 10 flats per filter). Ours: tgpcore's master and frame functions dispatched on the
 calibrate flow's local Dask cluster (``flows.runners.local_cluster``), one task per master and per
 frame, each started as soon as its masters exist, as the flow does (without Prefect's own
-overhead; the cluster is up before the clock starts, as the flow's is before this stage). Baseline: ``ccdproc.combine`` for the masters and, per frame,
+overhead; the cluster is up before the clock starts, as the flow's is before this stage).
+Baseline: ``ccdproc.combine`` for the masters and, per frame,
 ``subtract_overscan``/``trim_image``/``create_deviation``/``subtract_bias``/``gain_correct``/
 ``subtract_dark``/``flat_correct``/``cosmicray_lacosmic`` and ``CCDData.write``, in one
 process. I/O floor: reading every input and writing every output with ``astropy.io.fits``.
@@ -80,7 +81,6 @@ def run_ours(inv, plan, out: Path, client) -> dict[str, str]:
     recs = {r.path: r for r in inv.records}
     sched = CalibrationSchedule(plan)
     building, frames = as_completed(), []
-
     n_workers = len(client.scheduler_info()["workers"])
 
     def start():
