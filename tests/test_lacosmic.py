@@ -138,3 +138,32 @@ def test_median_networks_select_the_median(n):
         np.testing.assert_array_equal(_line_median(rows.ravel(), idx, n // 2, 1),
                                       np.median(rows, axis=1))
     assert len(_NETWORKS[n]) == {5: 7, 7: 13, 9: 19}[n]
+
+
+@pytest.mark.parametrize("level", [0.0, 5.0e4])
+def test_candidates_are_exactly_where_the_laplacian_passes(level):
+    """The first candidates come from a cheap bound of the Laplacian, the Laplacian itself
+    computed only where the bound passes: they are exactly the good pixels whose Laplacian,
+    computed everywhere, exceeds their block's threshold. Also on a bright level (5e4 e-, the
+    bound's float32 rounding is then coarse), with thresholds at the edge of what passes."""
+    from tgpcore.calibration.lacosmic import _above, _lap4
+
+    rng = np.random.default_rng(11)
+    img = (level + rng.normal(0, 30, (136, 200))).astype(np.float32)
+    img[rng.integers(1, 135, 400), rng.integers(1, 199, 400)] += 400
+    img[50:54, 60:64] = level   # flat patches: a Laplacian of 0
+    # Where w = e and n = s, the Laplacian's four terms are equal and the bound is tight (the
+    # Laplacian can round above it): so around the pixels that set the thresholds.
+    y, x = np.meshgrid(np.arange(3, 136, 8), np.arange(5, 200, 8), indexing="ij")
+    img[y, x + 1], img[y + 1, x] = img[y, x - 1], img[y - 1, x]
+    full = np.zeros_like(img)
+    full[1:-1, 1:-1] = _lap4(img[1:-1, 1:-1], img[:-2, 1:-1], img[2:, 1:-1], img[1:-1, :-2],
+                             img[1:-1, 2:])
+    # each block's threshold is the Laplacian of one of its pixels, or near it
+    blocks = full[3::8, 5::8] * rng.choice(np.float32([1.0, 1 - 2e-7, 1 + 2e-7, 0.5]),
+                                           (17, 25))
+    blocks = np.maximum(blocks, np.float32(1e-3))
+    good = rng.random(img.shape) > 0.05
+    want = np.flatnonzero((full > np.repeat(np.repeat(blocks, 8, 0), 8, 1)) & good)
+    for rows in (8, 64, 136):
+        np.testing.assert_array_equal(_above(img, blocks, good, rows=rows), want)

@@ -5,8 +5,9 @@ Laplacian's large-scale structure and the fine-structure image). On a star field
 pixel fails the first test, ``sp > sigclip``, and ``sp`` is never larger than the Laplacian
 significance ``s``, which a cheap bound already rules out: ``s`` divides the Laplacian by the
 square root of a separable median of the variance over 7x7 pixels, and that median is never
-below the 7x7 minimum. So this module computes the Laplacian everywhere (a few array operations),
-keeps the pixels where Laplacian / (2 sqrt(min7 variance)) > ``sigclip``, and evaluates
+below the 7x7 minimum. So this module keeps the pixels where Laplacian / (2 sqrt(min7
+variance)) > ``sigclip`` (computing the Laplacian only where a cheaper bound of it, a few array
+operations over the image, passes that test), and evaluates
 astroscrappy's medians exactly, once per pixel that needs them, at those pixels and at the
 neighbours its dilation steps consult. Later iterations re-evaluate only within 6 px of cleaned pixels, the
 only place their result can change.
@@ -48,20 +49,9 @@ def _lap4(c: np.ndarray, n: np.ndarray, s: np.ndarray, w: np.ndarray,
     return acc * np.float32(0.25)
 
 
-def _laplacian(img: np.ndarray, rows: int = 64) -> np.ndarray:
-    """:func:`_lap4` of every pixel but the outer ones (zero there), in this thread's buffer
-    (valid until its next call).
-
-    Computed ``rows`` rows at a time, so that its dozen temporaries stay in the processor's
-    cache (2.3x faster on a 2048^2 image than whole-image temporaries).
-    """
-    out = _buffer("lap", img.size, img.dtype)[0].reshape(img.shape)
-    out[0], out[-1], out[:, 0], out[:, -1] = 0, 0, 0, 0
-    for r0 in range(1, img.shape[0] - 1, rows):
-        r1 = min(r0 + rows, img.shape[0] - 1)
-        out[r0:r1, 1:-1] = _lap4(img[r0:r1, 1:-1], img[r0 - 1:r1 - 1, 1:-1],
-                                 img[r0 + 1:r1 + 1, 1:-1], img[r0:r1, :-2], img[r0:r1, 2:])
-    return out
+def _lap_at(v: np.ndarray, i: np.ndarray, nx: int) -> np.ndarray:
+    """:func:`_lap4` of the flat image ``v`` (rows of ``nx``) at the flat indices ``i``."""
+    return _lap4(v[i], v[i - nx], v[i + nx], v[i - 1], v[i + 1])
 
 
 def _offsets(half: int, nx: int) -> np.ndarray:
@@ -109,29 +99,57 @@ def _spread(idx: np.ndarray, half: int, step: int, scratch: np.ndarray) -> np.nd
     return a[scratch[a] == order]
 
 
-def _block_bound(var: np.ndarray, scale) -> np.ndarray:
+def _block_bound(var: np.ndarray, scale, rows: int = 256) -> np.ndarray:
     """``scale`` of a lower bound of the 7x7 minimum of ``var`` at the pixels of each 8x8 block
     (shape of ``var`` a multiple of 8): the minimum over the block and the 8 blocks around (a
-    7x7 window never leaves them). ``scale`` is a function of the block minima."""
-    blocks = var
-    for _ in range(3):  # pairwise minima of strided halves: 8x8 blocks without a slow reduce
-        blocks = np.minimum(blocks[:, 0::2], blocks[:, 1::2])
-        blocks = np.minimum(blocks[0::2], blocks[1::2])
+    7x7 window never leaves them). ``scale`` is a function of the block minima.
+
+    The block minima are running minima over each block's 8 rows, then over its 8 columns
+    (a reduce over short axes is slow), ``rows`` rows at a time (3.4x faster on a 2088^2
+    image than minima of strided halves over the whole image)."""
+    ny, nx = var.shape
+    blocks = np.empty((ny // 8, nx // 8), var.dtype)
+    for r0 in range(0, ny, rows):
+        c = var[r0:r0 + rows].reshape(-1, 8, nx)
+        m = np.minimum(c[:, 0], c[:, 1])
+        for k in range(2, 8):
+            np.minimum(m, c[:, k], out=m)
+        m = m.reshape(len(m), nx // 8, 8)
+        out = blocks[r0 // 8:r0 // 8 + len(m)]
+        np.minimum(m[:, :, 0], m[:, :, 1], out=out)
+        for k in range(2, 8):
+            np.minimum(out, m[:, :, k], out=out)
     return scale(ndimage.minimum_filter(blocks, size=3, mode="nearest"))
 
 
-def _above(lap: np.ndarray, blocks: np.ndarray, good: np.ndarray, rows: int = 64) -> np.ndarray:
-    """Flat indices of the ``good`` pixels where ``lap`` exceeds its 8x8 block's value in
-    ``blocks``, ``rows`` rows at a time (the block values are spread to pixels only a few
-    rows at a time, never over the whole image)."""
-    nx = lap.shape[1]
+def _above(img: np.ndarray, blocks: np.ndarray, good: np.ndarray, rows: int = 64) -> np.ndarray:
+    """Flat indices of the ``good`` pixels (not on the image's outer rows and columns) whose
+    Laplacian (:func:`_lap4`) exceeds their 8x8 block's value in ``blocks``.
+
+    Each of the Laplacian's four terms, max((2 v - h) - v', 0) for h in (w, e) and v' in
+    (n, s), is at most M = max((2 v - min(w, e)) - min(n, s), 0), also in float32 (rounding is
+    monotonic), and their sum, quartered, at most M (1 + 2^-23). So the Laplacian is computed
+    only where M > 0.999999 x the block's value (a few percent of a star field's pixels), and
+    M, five array operations instead of the Laplacian's seventeen, everywhere, ``rows`` rows at
+    a time (the block values are spread to pixels only a few rows at a time).
+    """
+    ny, nx = img.shape
     out = []
-    for r0 in range(0, lap.shape[0], rows):
-        thr = np.repeat(np.repeat(blocks[r0 // 8:(r0 + rows) // 8], 8, axis=0), 8, axis=1)
-        hit = lap[r0:r0 + rows] > thr
-        hit &= good[r0:r0 + rows]
-        out.append(np.flatnonzero(hit) + r0 * nx)
-    return np.concatenate(out)
+    for r0 in range(0, ny, rows):
+        a, b = max(r0, 1), min(r0 + rows, ny - 1)
+        if a >= b:
+            continue
+        u = img[a:b, 1:-1] * np.float32(2.0)
+        u -= np.minimum(img[a:b, :-2], img[a:b, 2:])
+        u -= np.minimum(img[a - 1:b - 1, 1:-1], img[a + 1:b + 1, 1:-1])
+        thr = np.repeat(np.repeat(blocks[a // 8:(b - 1) // 8 + 1], 8, axis=0), 8, axis=1)
+        thr = thr[a % 8:a % 8 + (b - a), 1:nx - 1]
+        r, q = np.divmod(np.flatnonzero(u > thr * np.float32(1 - 1e-6)), nx - 2)
+        out.append((r + a) * nx + q + 1)
+    idx = np.concatenate(out)
+    idx = idx[good.ravel()[idx]]
+    keep = _lap_at(img.ravel(), idx, nx) > blocks[idx // nx // 8, idx % nx // 8]
+    return idx[keep]
 
 
 _BUFFERS = threading.local()
@@ -166,7 +184,6 @@ class _State:
         self.var = var.ravel()
         self.good = ~mask.ravel()
         self.scratch = _buffer("scratch", self.img.size, np.int32)[0]
-        self.lap = _laplacian(img).ravel()
         # The maps are all NaN between images: a map is filled once when new, and each image
         # puts NaN back where it wrote (a few percent of the pixels) when it is done, instead
         # of filling eight whole maps every time.
@@ -200,13 +217,11 @@ class _State:
 
     def changed(self, idx: np.ndarray) -> None:
         """The image and variance changed at ``idx``: forget what depended on them (within 8
-        px: the variance's 7x7 medians, then s's) and recompute the Laplacian (within 1 px)."""
+        px: the variance's 7x7 medians, then s's; the Laplacian, within 1 px, is computed
+        afresh with every s)."""
         near = self.spread(idx, 8)
         for name in self._MAPS:
             getattr(self, name)[near] = np.nan
-        i = self.spread(idx, 1)
-        v, nx = self.img, self.nx
-        self.lap[i] = _lap4(v[i], v[i - nx], v[i + nx], v[i - 1], v[i + 1])
 
     def _fill(self, name: str, need: np.ndarray, src: str, half: int, step: int) -> None:
         """Map ``name`` = line median of map ``src`` at the indices ``need`` not yet known."""
@@ -224,7 +239,7 @@ class _State:
         self._fill("rowvar", _spread(idx, 3, nx, self.scratch), "var", 3, 1)
         noise = np.sqrt(np.maximum(_line_median(self.rowvar, idx, 3, nx), np.float32(1e-5)))
         self._put("noise", idx, noise)
-        self._put("s", idx, self.lap[idx] / (np.float32(2.0) * noise))
+        self._put("s", idx, _lap_at(self.img, idx, nx) / (np.float32(2.0) * noise))
 
     def sp_above(self, idx: np.ndarray, threshold: float) -> np.ndarray:
         """Whether sp = s - sepmed7(s) > ``threshold`` at ``idx``.
@@ -332,7 +347,7 @@ def detect_cosmics(data: np.ndarray, mask: np.ndarray | None = None, readnoise: 
     # median is never below the 7x7 minimum.
     bound = _block_bound(st.var.reshape(st.shape), lambda m: np.float32(2.0 * sigclip)
                          * np.sqrt(np.maximum(m, np.float32(1e-5))))
-    cand = _above(st.lap.reshape(st.shape), bound, good2)
+    cand = _above(st.img.reshape(st.shape), bound, good2)
     try:
         crmask = _iterate(st, cand, crmask, data, v, good, sigclip, sigcliplow, objlim, niter)
     finally:
