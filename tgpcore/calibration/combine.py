@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 
@@ -76,15 +77,80 @@ def clipped_mean(stack: np.ndarray, sigma: float = 3.0, maxiters: int = 1,
 
 
 
-def _median0(block: np.ndarray) -> np.ndarray:
-    """Median along axis 0 (what np.median does), by sorting each pixel's few values.
+# Up to this many frames, the median along the stack is taken by a selection network (below);
+# beyond, by sorting (the network's comparators grow as n log^2 n: at 64 frames the two cost
+# the same).
+_NETWORK_MAX = 48
 
-    The values are first gathered so that each pixel's frames lie side by side: sorting those
-    short contiguous rows is 2-3x faster than partitioning along the strided first axis.
+
+def _median0(block: np.ndarray) -> np.ndarray:
+    """Median along axis 0 (what np.median does, the same values bit for bit).
+
+    Up to ``_NETWORK_MAX`` frames, a median-selection network (:func:`median_network`) runs on
+    whole planes at once: each comparator is one ``np.minimum`` and one ``np.maximum`` over a
+    contiguous plane. For 15 frames of 32 x 2080 px that is 0.8 ms where sorting each pixel's
+    values took 3.5 ms (and 0.2 against 2.8 ms for 6 frames). Beyond it, each pixel's values are
+    gathered side by side and sorted (short contiguous rows: 2-3x faster than partitioning
+    along the strided first axis).
     """
     n = block.shape[0]
     k = n // 2
-    srt = np.sort(np.ascontiguousarray(np.moveaxis(block, 0, -1)), axis=-1)
+    if n <= _NETWORK_MAX:
+        w = [np.array(plane) for plane in block]       # the block itself is left alone
+        tmp = np.empty_like(w[0]) if n > 1 else None
+        for i, j, low, high in median_network(n):
+            if low and high:
+                np.minimum(w[i], w[j], out=tmp)
+                np.maximum(w[i], w[j], out=w[j])
+                w[i], tmp = tmp, w[i]
+            elif low:
+                np.minimum(w[i], w[j], out=w[i])
+            else:
+                np.maximum(w[i], w[j], out=w[j])
+        mid = w
+    else:
+        mid = np.moveaxis(np.sort(np.ascontiguousarray(np.moveaxis(block, 0, -1)), axis=-1),
+                          -1, 0)
     if n % 2:
-        return srt[..., k]
-    return 0.5 * (srt[..., k - 1] + srt[..., k])
+        return mid[k]
+    return 0.5 * (mid[k - 1] + mid[k])
+
+
+def _batcher(p: int) -> list[tuple[int, int]]:
+    """Comparators (i, j), i < j, of Batcher's odd-even merge sort of ``p`` (a power of 2)
+    values, in order."""
+    pairs = []
+    pp = 1
+    while pp < p:
+        k = pp
+        while k >= 1:
+            for j in range(k % pp, p - k, 2 * k):
+                for i in range(min(k, p - j - k)):
+                    if (i + j) // (pp * 2) == (i + j + k) // (pp * 2):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        pp *= 2
+    return pairs
+
+
+@cache
+def median_network(n: int) -> tuple[tuple[int, int, bool, bool], ...]:
+    """A comparator network that leaves the median of ``n`` values in position n // 2 (odd n)
+    or n // 2 - 1 and n // 2 (even n): comparators (i, j, low, high) put the smaller of
+    positions i and j in i (if ``low``) and the larger in j (if ``high``).
+
+    Batcher's odd-even merge sort of the next power of 2 (the comparators reaching beyond n
+    never exchange: those values count as +inf), pruned to the comparators the middle
+    positions depend on, and to the outputs of each that a later kept comparator reads.
+    """
+    p = 1
+    while p < n:
+        p *= 2
+    need = {n // 2} if n % 2 else {n // 2 - 1, n // 2}
+    kept = []
+    for i, j in reversed([(i, j) for i, j in _batcher(p) if j < n]):
+        low, high = i in need, j in need
+        if low or high:
+            kept.append((i, j, low, high))
+            need |= {i, j}
+    return tuple(reversed(kept))
