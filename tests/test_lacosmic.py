@@ -167,3 +167,20 @@ def test_candidates_are_exactly_where_the_laplacian_passes(level):
     want = np.flatnonzero((full > np.repeat(np.repeat(blocks, 8, 0), 8, 1)) & good)
     for rows in (8, 64, 136):
         np.testing.assert_array_equal(_above(img, blocks, good, rows=rows), want)
+
+
+def test_padding_by_hand_is_numpys():
+    """The reflection into kept buffers is np.pad's, for every shape and width (and falls back
+    to np.pad where it reflects more than once), twice in a row in the same buffer."""
+    from tgpcore.calibration.lacosmic import _padded
+
+    rng = np.random.default_rng(2)
+    for shape in ((40, 37), (12, 11), (3, 5), (2, 2), (25, 64)):
+        for pads in (((10, 14), (10, 11)), ((0, 0), (3, 0)), ((1, 2), (0, 4)), ((0, 1), (1, 0))):
+            for dtype in (np.float32, bool):
+                for _ in range(2):
+                    a = (rng.random(shape) > 0.5).astype(dtype)
+                    if dtype is np.float32:
+                        a = rng.normal(size=shape).astype(dtype)
+                    np.testing.assert_array_equal(_padded("test", a, pads),
+                                                  np.pad(a, pads, mode="reflect"))

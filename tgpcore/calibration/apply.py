@@ -167,7 +167,7 @@ def calibrate_frame(frame: FrameInput, setup: DetectorSetup, bias: CCDData | Non
     if n_nonfinite:
         np.bitwise_or(flags, FLAG_NONFINITE, out=flags, where=nonfinite)
     n_cr = n_cr_pixels = 0
-    sigma = np.sqrt(var)
+    sigma = np.sqrt(var, out=np.empty(var.shape, ">f4"))  # big-endian: written as it is
     if cosmic_rays:
         cr = detect_cosmic_rays(data, flags > 0, setup.read_noise_e,
                                 var_e=var, **(cr_params or {}))

@@ -155,6 +155,26 @@ def _above(img: np.ndarray, blocks: np.ndarray, good: np.ndarray, rows: int = 64
 _BUFFERS = threading.local()
 
 
+def _padded(name: str, a: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]
+            ) -> np.ndarray:
+    """``np.pad(a, pads, mode="reflect")`` in this thread's buffer ``name`` (valid until its
+    next use): reflecting by hand into a kept array costs a copy, where ``np.pad`` also
+    allocates (and, for a fresh array, page-faults) a new one every image."""
+    (t, b), (left, r) = pads
+    ny, nx = a.shape
+    if max(t, b) >= ny - 1 or max(left, r) >= nx - 1:    # tiny images: reflected more than once
+        return np.pad(a, pads, mode="reflect")
+    out = _buffer(name, (ny + t + b) * (nx + left + r), a.dtype)[0]
+    out = out.reshape(ny + t + b, nx + left + r)
+    out[t:t + ny, left:left + nx] = a
+    cols = slice(left, left + nx)
+    out[:t, cols] = out[2 * t:t:-1, cols]               # rows t-k <- t+k
+    out[t + ny:, cols] = out[t + ny - 2:t + ny - 2 - b:-1, cols]
+    out[:, :left] = out[:, 2 * left:left:-1]             # then columns, corners included
+    out[:, left + nx:] = out[:, left + nx - 2:left + nx - 2 - r:-1]
+    return out
+
+
 def _buffer(name: str, size: int, dtype) -> tuple[np.ndarray, bool]:
     """A per-thread array kept between images of one size (a fresh 17 MB array costs its page
     faults on first touch, a reused one nothing), and whether it is new."""
@@ -177,12 +197,12 @@ class _State:
 
     _MAPS = ("rowvar", "noise", "s", "rows", "sp", "row5", "f5", "row9")
 
-    def __init__(self, img: np.ndarray, var: np.ndarray, mask: np.ndarray):
+    def __init__(self, img: np.ndarray, var: np.ndarray, good: np.ndarray):
         self.shape = img.shape
         self.nx = img.shape[1]
         self.img = img.ravel()
         self.var = var.ravel()
-        self.good = ~mask.ravel()
+        self.good = good.ravel()
         self.scratch = _buffer("scratch", self.img.size, np.int32)[0]
         # The maps are all NaN between images: a map is filled once when new, and each image
         # puts NaN back where it wrote (a few percent of the pixels) when it is done, instead
@@ -334,8 +354,7 @@ def detect_cosmics(data: np.ndarray, mask: np.ndarray | None = None, readnoise: 
     # multiple of 8 (the bound's blocks); those extra pixels are never evaluated.
     ny, nx = data.shape
     pads = ((_P, _P + (-(ny + 2 * _P)) % 8), (_P, _P + (-(nx + 2 * _P)) % 8))
-    st = _State(np.pad(data, pads, mode="reflect"), np.pad(v, pads, mode="reflect"),
-                np.pad(mask, pads, mode="reflect"))
+    st = _State(_padded("img", data, pads), _padded("var", v, pads), _padded("good", good, pads))
     # The reflected border is searched and cleaned too (as if the image went on), except its
     # outer pixels (those beyond _P - _EDGE of the image), which the windows would overrun.
     good2 = st.good.reshape(st.shape)

@@ -17,6 +17,7 @@ import numpy as np
 from astropy.io import fits
 
 from tgpcore.calibration.detector import DetectorSetup, region_level, section_slices
+from tgpcore.io.fits import scale_raw
 
 BAND_BYTES = 16 * 2**20  # a band of every member: in the heap, reused from master to master
 
@@ -35,7 +36,7 @@ class Members:
     def __init__(self, paths: Sequence[str], hdu_indices: Sequence[int], setup: DetectorSetup):
         self.paths = list(paths)
         self._hduls: list[fits.HDUList] = []
-        self._data: list[tuple[np.ndarray, float, float, float | None]] = []
+        self._data: list[tuple[np.ndarray, fits.Header]] = []
         self.levels: list[float] = []
         try:
             for path, idx in zip(self.paths, hdu_indices, strict=True):
@@ -76,24 +77,12 @@ class Members:
         data = np.squeeze(data)
         if data.ndim != 2:
             raise CalibrationError(f"{path}: HDU {idx} is not a 2-D image (shape {data.shape})")
-        h = hdu.header
-        blank = h.get("BLANK") if data.dtype.kind in "iu" else None
-        self._data.append((data, float(h.get("BSCALE", 1.0)), float(h.get("BZERO", 0.0)),
-                           blank))
+        self._data.append((data, hdu.header))
 
     def _scaled(self, i: int, rows, cols) -> np.ndarray:
         """Frame ``i``'s raw pixels ``[rows, cols]`` as read_raw gives them (float32)."""
-        data, bscale, bzero, blank = self._data[i]
-        raw = data[rows, cols]
-        if bscale == 1.0 and bzero == float(int(bzero)) and raw.dtype.itemsize <= 2:
-            out = raw.astype(np.float32)        # exact: 16-bit integers plus an integer zero
-            if bzero:
-                out += np.float32(bzero)
-        else:                                   # as astropy scales: in double precision
-            out = (raw.astype(np.float64) * bscale + bzero).astype(np.float32)
-        if blank is not None:
-            out[raw == blank] = np.nan
-        return out
+        data, header = self._data[i]
+        return scale_raw(data[rows, cols], header)
 
     def _corrected(self, i: int, rows, cols) -> np.ndarray:
         """Frame ``i``'s pixels ``[rows, cols]`` (raw coordinates) minus its overscan level."""

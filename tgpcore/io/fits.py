@@ -29,7 +29,11 @@ FLAG_NAMES = {FLAG_SATURATED: "saturated", FLAG_BADPIX: "bad pixel", FLAG_COSMIC
 
 
 def read_raw(path: str | Path, hdu_index: int = 0) -> tuple[np.ndarray, fits.Header]:
-    """Read a raw frame's pixels (float32, BZERO/BSCALE applied) and its header.
+    """Read a raw frame's pixels (float32, BSCALE and BZERO applied, BLANK as NaN) and its
+    header (with the raw data's BITPIX, BSCALE and BZERO).
+
+    The stored integers are read as they are and scaled in one pass (:func:`scale_raw`):
+    astropy's own scaling first makes an unsigned-integer copy, 4x slower for a 2048^2 frame.
 
     Raises
     ------
@@ -38,16 +42,37 @@ def read_raw(path: str | Path, hdu_index: int = 0) -> tuple[np.ndarray, fits.Hea
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with fits.open(path, memmap=False) as hdul:
+        with fits.open(path, memmap=False, do_not_scale_image_data=True) as hdul:
             hdu = hdul[hdu_index]
             data = hdu.data
             header = hdu.header.copy()
     if data is None:
         raise ValueError(f"{path}: HDU {hdu_index} has no data")
-    data = np.squeeze(np.asarray(data, dtype=np.float32))
+    data = np.squeeze(data)
     if data.ndim != 2:
         raise ValueError(f"{path}: HDU {hdu_index} is not a 2-D image (shape {data.shape})")
-    return data, header
+    return scale_raw(data, header), header
+
+
+def scale_raw(raw: np.ndarray, header: fits.Header) -> np.ndarray:
+    """Stored FITS pixels ``raw`` (any part of an image) as physical values, float32: BSCALE
+    and BZERO from ``header`` applied, and the integer BLANK value as NaN.
+
+    16-bit integers plus an integer zero (unsigned 16-bit data: BZERO 32768) are exact in
+    float32 and are converted directly; anything else is scaled in double precision, as
+    astropy scales.
+    """
+    bscale, bzero = float(header.get("BSCALE", 1.0)), float(header.get("BZERO", 0.0))
+    blank = header.get("BLANK") if raw.dtype.kind in "iu" else None
+    if bscale == 1.0 and bzero == float(int(bzero)) and raw.dtype.itemsize <= 2:
+        out = raw.astype(np.float32)
+        if bzero:
+            out += np.float32(bzero)
+    else:
+        out = (raw.astype(np.float64) * bscale + bzero).astype(np.float32)
+    if blank is not None:
+        out[raw == blank] = np.nan
+    return out
 
 
 def provenance(header: fits.Header, step: str, text: str) -> None:
@@ -65,10 +90,10 @@ def write_ccd(ccd: CCDData, path: str | Path, flags: np.ndarray | None = None) -
     header["BUNIT"] = ccd.unit.to_string()
     for key in ("BLANK", "BZERO", "BSCALE"):  # integer-data scaling of the raw frame
         header.remove(key, ignore_missing=True, remove_all=True)
-    hdus = [fits.PrimaryHDU(np.asarray(ccd.data, dtype=np.float32), header=header)]
+    hdus = [fits.PrimaryHDU(_float32(ccd.data), header=header)]
     if ccd.uncertainty is not None:
         h = fits.Header({"UTYPE": "StdDevUncertainty", "BUNIT": ccd.unit.to_string()})
-        hdus.append(fits.ImageHDU(np.asarray(ccd.uncertainty.array, dtype=np.float32), header=h,
+        hdus.append(fits.ImageHDU(_float32(ccd.uncertainty.array), header=h,
                                   name="UNCERT"))
     if ccd.mask is not None:
         hdus.append(fits.ImageHDU(np.asarray(ccd.mask, dtype=np.uint8), name="MASK"))
@@ -80,6 +105,13 @@ def write_ccd(ccd: CCDData, path: str | Path, flags: np.ndarray | None = None) -
     with atomic_path(path) as tmp:
         fits.HDUList(hdus).writeto(tmp)
     return path
+
+
+def _float32(a: np.ndarray) -> np.ndarray:
+    """``a`` as float32 of either byte order (big-endian, FITS's own, is written as it is;
+    astropy byte-swaps a little-endian array in place before writing it and back after)."""
+    a = np.asarray(a)
+    return a if a.dtype.kind == "f" and a.dtype.itemsize == 4 else a.astype(np.float32)
 
 
 def read_ccd(path: str | Path) -> CCDData:
