@@ -24,6 +24,7 @@ from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.stats import mad_std
 from scipy import ndimage
 
+from tgpcore import robust
 from tgpcore.calibration.combine import NoiseModel, clipped_mean
 from tgpcore.calibration.detector import DetectorSetup
 from tgpcore.calibration.members import CalibrationError, Members
@@ -227,7 +228,7 @@ def build_master_dark(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
     # The master bias's own noise is left out on purpose: it is shared with the frames this dark
     # calibrates and partly cancels there, so it is propagated at that step (apply.py).
     unc = np.sqrt(var).astype(np.float32)
-    median = float(np.median(mean))
+    median = float(robust.median(mean))
     excess = mean - median
     hot = (excess > hot_sigma * unc) & (excess > hot_min_rate)
     h = _header("dark", frames, setup)
@@ -302,7 +303,7 @@ def build_master_flat(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
 
         mean, n_used = _combine(m, normalised, flat_noise, threads=threads)
     mean = np.nan_to_num(mean, nan=1.0)
-    norm = float(np.median(mean))
+    norm = float(robust.median(mean))
     flat = (mean / norm).astype(np.float32)
     # Variance of one normalised flat: (signal + RN^2) / level^2; the mean divides by n.
     level = float(levels.mean())
@@ -314,7 +315,7 @@ def build_master_flat(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
     local = ndimage.uniform_filter(flat, size=smooth, mode="reflect")
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(local > 0, flat / local, 0.0)
-    scatter = float(mad_std(ratio[np.isfinite(ratio) & (flat > 0.05)]))
+    scatter = float(robust.mad_std(ratio[np.isfinite(ratio) & (flat > 0.05)]))
     badpix = (np.abs(ratio - 1.0) > nsigma * scatter) | (flat < 0.05) | (n_used == 0)
     h = _header("flat", frames, setup)
     h["BUNIT"] = ""
@@ -326,7 +327,7 @@ def build_master_flat(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
     ccd = CCDData(flat, unit=u.dimensionless_unscaled, header=h, mask=badpix,
                   uncertainty=StdDevUncertainty(unc))
     qc = {"flat_level_e": level, "bad_pixels": int(badpix.sum()), "n_frames": len(frames),
-          "flat_noise_rel": float(np.median(unc))}
+          "flat_noise_rel": float(robust.median(unc))}
     return MasterResult(ccd, qc, notes)
 
 
