@@ -19,14 +19,14 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
-from tgpcore.simulate import simulate_night
+from tgpcore.simulate import PRESETS, simulate_night
 
 
 class SimulateParams(BaseModel):
     """Parameters of the simulation flow (shown as a typed form in the Prefect UI)."""
 
     out: str = Field(..., description="Output folder; gets raw/ and truth/")
-    preset: Literal["tiny", "demo", "bench"] = Field("tiny", description="Simulation preset")
+    preset: Literal["tiny", "demo", "bench", "realsky"] = Field("tiny", description="Simulation preset")
     seed: int = Field(0, ge=0, description="Random seed (same seed -> identical files)")
     workers: int = Field(1, ge=1, description="Threads rendering frames")
     overrides: dict[str, Any] = Field(default_factory=dict,
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: simulate a night and print where it went."""
     ap = argparse.ArgumentParser(prog="python -m flows.simulate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", choices=["tiny", "demo", "bench"], default="tiny")
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="output folder (gets raw/ and truth/)")
     ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),

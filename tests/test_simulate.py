@@ -486,7 +486,7 @@ def test_moffat_stamps_sum_to_flux_and_are_pixel_integrated():
 
 
 def test_presets_and_overrides():
-    assert set(PRESETS) == {"tiny", "demo", "bench"}
+    assert set(PRESETS) == {"tiny", "demo", "bench", "realsky"}
     p = resolve_preset("tiny", ebv=0.5, n_dither=3)
     assert p.ebv == 0.5 and p.n_dither == 3 and PRESETS["tiny"].ebv != 0.5
     with pytest.raises(TypeError):

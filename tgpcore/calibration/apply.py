@@ -160,7 +160,8 @@ def calibrate_frame(frame: FrameInput, setup: DetectorSetup, bias: CCDData | Non
     sat = grow_mask(saturated, 4) if saturated.any() else saturated
     np.bitwise_or(flags, FLAG_SATURATED, out=flags, where=sat)
     badpix = ~safe
-    for master in (dark, flat):
+    # A pixel that any master could not determine is masked in every frame that uses it.
+    for master in (bias, dark, flat):
         if master is not None and master.mask is not None:
             badpix |= master.mask
     np.bitwise_or(flags, FLAG_BADPIX, out=flags, where=badpix)

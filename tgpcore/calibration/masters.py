@@ -1,5 +1,11 @@
 """Master bias, dark and flat frames, with their uncertainty and bad-pixel masks.
 
+Before any rejection, each stack's noise is measured from its own frames (differences of
+consecutive members, :mod:`tgpcore.calibration.noise`): the read noise of the biases, and for
+darks and flats the scatter against the model of read noise and Poisson noise. Outliers are
+rejected against the measured noise when the model disagrees with it by more than 10 %; the
+header's value, the measured one and the one used are written in the master's header.
+
 - Master bias (ADU): overscan-subtracted, trimmed biases, sigma-clipped mean.
 - Master dark (e-/s): bias-subtracted darks in electrons divided by their exposure time,
   sigma-clipped mean. Hot pixels (dark current well above the median) go into its mask.
@@ -21,13 +27,13 @@ import numpy as np
 from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData, StdDevUncertainty
-from astropy.stats import mad_std
 from scipy import ndimage
 
 from tgpcore import robust
-from tgpcore.calibration.combine import NoiseModel, clipped_mean
+from tgpcore.calibration.combine import NoiseModel, _median0, clipped_mean
 from tgpcore.calibration.detector import DetectorSetup
 from tgpcore.calibration.members import CalibrationError, Members
+from tgpcore.calibration.noise import NoiseCheck, check_noise
 from tgpcore.io.fits import provenance, read_ccd
 
 __all__ = ["CalibrationError", "FrameInput", "MasterResult", "build_master_bias",
@@ -72,16 +78,42 @@ def _open(frames: Sequence[FrameInput], setup: DetectorSetup) -> tuple[Members, 
 _SAMPLE_STEP = 23
 
 
+def _read_band(m: Members, correct: Callable[[np.ndarray, slice], None]
+               ) -> Callable[[int, int], np.ndarray]:
+    """``read(r0, r1)``: every member's corrected rows r0:r1 (members x rows x columns)."""
+    def read(r0: int, r1: int) -> np.ndarray:
+        band = np.empty((len(m.paths), r1 - r0, m.shape[1]), np.float32)
+        for i in range(len(m.paths)):
+            m.band(i, r0, r1, band[i])
+        correct(band, slice(r0, r1))
+        return band
+    return read
+
+
+def _checked_model(m: Members, correct: Callable[[np.ndarray, slice], None],
+                   noise_model: NoiseModel, what: str) -> tuple[NoiseModel, NoiseCheck]:
+    """The noise model scaled to the frames' measured scatter where the two disagree."""
+    check = check_noise(_read_band(m, correct), m.shape, len(m.paths), noise_model,
+                        _median0, what)
+    if check.used_scale == 1.0:
+        return noise_model, check
+    k = np.float32(check.used_scale)
+    return (lambda med: noise_model(med) * k), check
+
+
+def _noise_cards(h: fits.Header, check: NoiseCheck) -> None:
+    if check.measured:
+        h["NOISESCL"] = (round(check.scale, 4), "measured / modelled scatter of the frames")
+        h["NOISEUSE"] = (round(check.used_scale, 4), "noise-model factor used for rejection")
+
+
 def _combine(m: Members, correct: Callable[[np.ndarray, slice], None],
-             noise_model: NoiseModel, samples: np.ndarray | None = None, threads: int = 1
-             ) -> tuple[np.ndarray, np.ndarray]:
+             noise_model: NoiseModel, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Sigma-clipped mean of the members, one band of rows at a time.
 
-    ``correct(band, rows)`` corrects a band (members x rows x columns) in place. Where
-    ``samples`` (members x pixels) is given, each member's corrected values at every
-    ``_SAMPLE_STEP``-th pixel of the image are kept in it. With ``threads`` > 1, that many
-    threads share the bands (numpy releases the GIL in all the heavy work), each with its own
-    band buffer; the result is the same.
+    ``correct(band, rows)`` corrects a band (members x rows x columns) in place. With
+    ``threads`` > 1, that many threads share the bands (numpy releases the GIL in all the heavy
+    work), each with its own band buffer; the result is the same.
     """
     n, (ny, nx) = len(m.paths), m.shape
     mean = np.empty((ny, nx), np.float32)
@@ -94,11 +126,6 @@ def _combine(m: Members, correct: Callable[[np.ndarray, slice], None],
             for i in range(n):
                 m.band(i, r0, r1, band[i])
             correct(band, slice(r0, r1))
-            if samples is not None:
-                first = -(-r0 * nx // _SAMPLE_STEP)          # first sample index in this band
-                last = -(-r1 * nx // _SAMPLE_STEP)
-                at = np.arange(first, last) * _SAMPLE_STEP - r0 * nx
-                samples[:, first:last] = band.reshape(n, -1)[:, at]
             mean[r0:r1], n_used[r0:r1] = clipped_mean(band, noise_model=noise_model)
 
     bands = list(m.bands())
@@ -125,24 +152,16 @@ def _header(kind: str, frames: Sequence[FrameInput], setup: DetectorSetup) -> fi
     h["RDNOISE"] = (setup.read_noise_e, "e-")
     for i, f in enumerate(frames[:999]):
         h[f"IMCMB{i + 1:03d}"] = f.path.rsplit("/", 1)[-1][:68]
-    provenance(h, "combine", f"mean of {len(frames)} {kind} frames, rejecting values more than "
-                             "3 expected sigma (read noise + Poisson) from the median (ccdclip)")
+    n = len(frames)
+    rule = ("no rejection (one frame)" if n == 1 else
+            "the higher value dropped where it exceeds the lower by more than 3 expected "
+            "sigma" if n == 2 else
+            "rejecting values more than 3 expected sigma from the median (ccdclip)")
+    provenance(h, "combine", f"mean of {n} {kind} frames, {rule}; expected sigma: read noise + "
+                             "Poisson, scaled to the frames' measured scatter")
     for a in setup.assumed:
         provenance(h, "assume", a)
     return h
-
-
-def frame_noise_adu(samples: np.ndarray, mean_sample: np.ndarray) -> float:
-    """Typical per-frame pixel noise (robust), from the scatter of frames about their mean.
-
-    ``samples`` holds each frame's values at a set of pixels (frames x pixels), and
-    ``mean_sample`` the mean frame's at the same pixels.
-    """
-    n = samples.shape[0]
-    if n < 2:
-        return float("nan")
-    per_frame = [mad_std(samples[i] - mean_sample, ignore_nan=True) for i in range(n)]
-    return float(np.median(per_frame) * np.sqrt(n / (n - 1)))
 
 
 def build_master_bias(frames: Sequence[FrameInput], setup: DetectorSetup,
@@ -154,26 +173,38 @@ def build_master_bias(frames: Sequence[FrameInput], setup: DetectorSetup,
     """
     if not frames:
         raise CalibrationError("no bias frames given")
-    rn_adu = np.float32(setup.read_noise_e / setup.gain_e_per_adu)
+    gain = setup.gain_e_per_adu
     m, notes = _open(frames, setup)
     with m:
-        idx = _sample_index(m.shape)
-        samples = np.empty((len(frames), len(idx)), np.float32)
-        mean, n_used = _combine(m, lambda band, rows: None, lambda med: rn_adu, samples,
-                                threads)
-    sigma = frame_noise_adu(samples, mean.ravel()[idx])
-    if not np.isfinite(sigma):
-        sigma = setup.read_noise_e / setup.gain_e_per_adu
-        notes.append("one bias only: its noise is taken from the read noise")
+        # The read noise, measured before anything is rejected: with a unit model, the
+        # check's scale is each frame's scatter in ADU.
+        check = check_noise(_read_band(m, lambda band, rows: None), m.shape, len(frames),
+                            lambda med: np.float32(1.0), _median0, "biases")
+        header_adu = setup.read_noise_e / gain
+        if check.measured and check.scale > 0:
+            sigma, source = check.scale, f"measured from {len(frames)} biases"
+        else:
+            sigma, source = header_adu, "header (one bias: nothing to measure)"
+        sig = np.float32(sigma)
+        mean, n_used = _combine(m, lambda band, rows: None, lambda med: sig, threads=threads)
     unc = (sigma / np.sqrt(np.maximum(n_used, 1))).astype(np.float32)
     h = _header("bias", frames, setup)
-    h["RNMEAS"] = (sigma * setup.gain_e_per_adu, "read noise measured from biases (e-)")
-    provenance(h, "bias", f"per-frame noise {sigma:.3f} ADU = "
-                          f"{sigma * setup.gain_e_per_adu:.3f} e-")
+    rn_used = sigma * gain
+    h["RNHDR"] = (setup.read_noise_e, "read noise in the frames' header (e-)")
+    if check.measured:
+        h["RNMEAS"] = (rn_used, "read noise measured from the biases (e-)")
+    h["RNUSED"] = (rn_used, f"read noise used (e-): {source}"[:47])
+    provenance(h, "bias", f"per-frame noise {sigma:.3f} ADU = {rn_used:.3f} e- ({source}); "
+                          f"header says {setup.read_noise_e:.3f} e-")
+    if check.measured and abs(rn_used / max(setup.read_noise_e, 1e-9) - 1) > 0.2:
+        notes.append(f"read noise measured from the biases, {rn_used:.2f} e-, differs from "
+                     f"the header's {setup.read_noise_e:.2f} e-: the measured value is used")
     ccd = CCDData(np.nan_to_num(mean), unit=u.adu, header=h, mask=n_used == 0,
                   uncertainty=StdDevUncertainty(unc))
     qc = {"level_adu": float(np.nanmedian(mean)), "noise_adu": sigma,
-          "read_noise_measured_e": sigma * setup.gain_e_per_adu, "n_frames": len(frames)}
+          "read_noise_header_e": setup.read_noise_e,
+          "read_noise_measured_e": rn_used if check.measured else float("nan"),
+          "read_noise_used_e": rn_used, "n_frames": len(frames)}
     return MasterResult(ccd, qc, notes)
 
 
@@ -219,11 +250,14 @@ def build_master_dark(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
             band *= gain
             band /= t
 
-        mean, n_used = _combine(m, to_rate, dark_noise, threads=threads)
+        model, check = _checked_model(m, to_rate, dark_noise, "darks")
+        notes += check.notes
+        mean, n_used = _combine(m, to_rate, model, threads=threads)
     mean = np.nan_to_num(mean)
     t_mean = float(t.mean())
     # Per-frame variance model (e-/s)^2: read noise + Poisson of the dark charge.
     var = (setup.read_noise_e ** 2 + np.maximum(mean, 0) * t_mean) / t_mean ** 2
+    var *= check.used_scale ** 2       # the frames' measured scatter, where the model was off
     var /= np.maximum(n_used, 1)
     # The master bias's own noise is left out on purpose: it is shared with the frames this dark
     # calibrates and partly cancels there, so it is propagated at that step (apply.py).
@@ -232,6 +266,7 @@ def build_master_dark(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
     excess = mean - median
     hot = (excess > hot_sigma * unc) & (excess > hot_min_rate)
     h = _header("dark", frames, setup)
+    _noise_cards(h, check)
     h["BUNIT"] = "electron / s"
     h["EXPTIME"] = (t_mean, "mean exposure of the combined darks (s)")
     provenance(h, "dark", f"bias subtracted, x gain {setup.gain_e_per_adu}, / exposure: e-/s")
@@ -241,7 +276,7 @@ def build_master_dark(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
     ccd = CCDData(mean, unit=u.electron / u.s, header=h, mask=hot,
                   uncertainty=StdDevUncertainty(unc))
     qc = {"dark_median_e_per_s": median, "hot_pixels": int(hot.sum()),
-          "n_frames": len(frames)}
+          "n_frames": len(frames), "noise_scale": check.scale}
     return MasterResult(ccd, qc, notes)
 
 
@@ -301,23 +336,34 @@ def build_master_flat(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
                          t)
             band /= lv
 
-        mean, n_used = _combine(m, normalised, flat_noise, threads=threads)
+        model, check = _checked_model(m, normalised, flat_noise, "flats")
+        notes += check.notes
+        mean, n_used = _combine(m, normalised, model, threads=threads)
     mean = np.nan_to_num(mean, nan=1.0)
     norm = float(robust.median(mean))
     flat = (mean / norm).astype(np.float32)
     # Variance of one normalised flat: (signal + RN^2) / level^2; the mean divides by n.
     level = float(levels.mean())
     var = (np.maximum(flat, 0) * level + setup.read_noise_e ** 2) / level ** 2
+    var *= check.used_scale ** 2       # the frames' measured scatter, where the model was off
     var /= np.maximum(n_used, 1)
     if bias is not None and bias.uncertainty is not None:
         var += (bias.uncertainty.array * setup.gain_e_per_adu / level) ** 2
     unc = np.sqrt(var).astype(np.float32)
-    local = ndimage.uniform_filter(flat, size=smooth, mode="reflect")
+    # The local mean response leaves out pixels with no response: dead rows and columns (the
+    # CAFOS window's first two rows read 0) would otherwise drag their neighbours' local mean
+    # down and get the healthy rows next to them flagged as "high".
+    live = (flat >= 0.05).astype(np.float32)
+    num = ndimage.uniform_filter(np.where(live > 0, flat, 0.0).astype(np.float32), size=smooth,
+                                 mode="reflect")
+    den = ndimage.uniform_filter(live, size=smooth, mode="reflect")
     with np.errstate(invalid="ignore", divide="ignore"):
+        local = np.where(den > 0.1, num / den, 0.0)
         ratio = np.where(local > 0, flat / local, 0.0)
     scatter = float(robust.mad_std(ratio[np.isfinite(ratio) & (flat > 0.05)]))
     badpix = (np.abs(ratio - 1.0) > nsigma * scatter) | (flat < 0.05) | (n_used == 0)
     h = _header("flat", frames, setup)
+    _noise_cards(h, check)
     h["BUNIT"] = ""
     h["FLATLVL"] = (level, "mean level of the member flats (e-)")
     provenance(h, "flat", f"bias{' and dark' if dark is not None else ''} corrected, each "
@@ -327,7 +373,7 @@ def build_master_flat(frames: Sequence[FrameInput], setup: DetectorSetup, bias: 
     ccd = CCDData(flat, unit=u.dimensionless_unscaled, header=h, mask=badpix,
                   uncertainty=StdDevUncertainty(unc))
     qc = {"flat_level_e": level, "bad_pixels": int(badpix.sum()), "n_frames": len(frames),
-          "flat_noise_rel": float(robust.median(unc))}
+          "flat_noise_rel": float(robust.median(unc)), "noise_scale": check.scale}
     return MasterResult(ccd, qc, notes)
 
 

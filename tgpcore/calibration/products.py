@@ -47,6 +47,12 @@ def make_master(kind: str, key: str, members: list[dict[str, Any]], out_path: st
     setup = DetectorSetup.from_summary(frames[0].summary)
     bias = load_master(bias_path)
     dark = load_master(dark_path)
+    notes: list[str] = []
+    if bias is not None:
+        # the read noise the biases showed, where the header's is off (as for the frames)
+        setup, note = reconcile_read_noise(setup, bias.header.get("RNMEAS"))
+        if note:
+            notes.append(note)
     if kind == "bias":
         result = build_master_bias(frames, setup, threads=threads)
     elif kind == "dark":
@@ -62,7 +68,7 @@ def make_master(kind: str, key: str, members: list[dict[str, Any]], out_path: st
         provenance(result.ccd.header, "input", f"master dark {Path(dark_path).name}")
     write_ccd(result.ccd, out_path)
     return {"key": key, "kind": kind, "path": out_path, "checksum": sha256_file(out_path),
-            "qc": result.qc, "notes": result.notes}
+            "qc": result.qc, "notes": notes + result.notes}
 
 
 def make_calibrated(frame: dict[str, Any], out_path: str, bias_path: str | None,

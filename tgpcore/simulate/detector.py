@@ -14,7 +14,10 @@ class Detector:
     """A CCD with an imaging area of ny x nx pixels and ``n_overscan`` columns to its right.
 
     ``bias_structure`` (ADU) is the bias of the imaging area above the overscan level;
-    ``dark_current`` (e-/s) includes the hot pixels flagged in ``hot_pixels``.
+    ``dark_current`` (e-/s) includes the hot pixels flagged in ``hot_pixels``. Read noise is
+    white (``read_noise_e``) plus, optionally, electronic pickup: a sinusoid along each row
+    of ``pickup_cycles_per_px`` with a random phase per row and frame and an RMS of
+    ``pickup_noise_e``.
     """
 
     nx: int
@@ -27,6 +30,8 @@ class Detector:
     bias_structure: np.ndarray
     dark_current: np.ndarray
     hot_pixels: np.ndarray
+    pickup_noise_e: float = 0.0
+    pickup_cycles_per_px: float = 0.0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -92,4 +97,5 @@ def make_detector(p: SimPreset, rng: np.random.Generator) -> Detector:
                     read_noise_e=p.read_noise_e, full_well_e=p.full_well_e,
                     saturation_adu=p.saturation_adu,
                     bias_structure=make_bias_structure(p.nx, p.ny, rng),
-                    dark_current=dark, hot_pixels=hot)
+                    dark_current=dark, hot_pixels=hot, pickup_noise_e=p.pickup_noise_e,
+                    pickup_cycles_per_px=p.pickup_cycles_per_px)

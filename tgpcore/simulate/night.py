@@ -145,7 +145,7 @@ def _frames_table(frames: list[dict[str, Any]]) -> Table:
     t = Table(rows=[tuple(f.values()) for f in frames], names=list(frames[0].keys()))
     units = {"exptime_s": "s", "airmass": "", "seeing_fwhm_arcsec": "arcsec",
              "sky_e_per_s": "electron / s", "bias_level_adu": "adu", "flat_level_adu": "adu",
-             "ccd_temp_c": "deg_C", "ra_header_deg": "deg", "dec_header_deg": "deg",
+             "ccd_temp_c": "deg_C", "cloud_mag": "mag", "ra_header_deg": "deg", "dec_header_deg": "deg",
              "ra_true_deg": "deg", "dec_true_deg": "deg", "dither_dx_px": "pix",
              "dither_dy_px": "pix", "rotation_deg": "deg", "crval1": "deg", "crval2": "deg",
              "crpix1": "pix", "crpix2": "pix", "cd1_1": "deg / pix", "cd1_2": "deg / pix",
@@ -157,7 +157,8 @@ def _frames_table(frames: list[dict[str, Any]]) -> Table:
         "one row per raw file. ra/dec_true: sky position of the imaging-area centre; "
         "ra/dec_header: commanded pointing written in the header; dither dx, dy: shift of the "
         "stars (pixels) relative to the pointing's first exposure; WCS: TAN, CRPIX 1-based; "
-        "sky_e_per_s: per pixel before the flat; flat_level_adu: flat illumination at flat=1")
+        "sky_e_per_s: per pixel before the flat; flat_level_adu: flat illumination at flat=1; "
+        "cloud_mag: grey extinction by clouds (starlight x 10^(-0.4 cloud_mag))")
     return t
 
 
@@ -185,7 +186,7 @@ class _FrameMaker:
         electrons = expose(det, light, exptime, cr, rng) if kind != "bias" else None
         raw = digitize(det, electrons, frame["bias_level_adu"], rng)
         write_raw_frame(self.nt.raw_dir / frame["filename"], raw,
-                        raw_header(frame, det, self.site))
+                        raw_header(frame, det, self.site, p.header_read_noise_factor))
         out = {"n_cosmic_rays": 0, "n_cr_pixels": 0, "cr_file": ""}
         if cr is not None:
             path = self.nt.cr_path(frame["filename"])
@@ -364,7 +365,11 @@ def simulate_night(out_dir: str | os.PathLike, preset: str | SimPreset = "tiny",
         "detector": {
             "nx": p.nx, "ny": p.ny, "n_overscan": p.n_overscan, "trimsec": det.trimsec,
             "biassec": det.biassec, "gain_e_per_adu": p.gain_e_per_adu,
-            "read_noise_e": p.read_noise_e, "read_noise_adu": p.read_noise_e / p.gain_e_per_adu,
+            "read_noise_e": math.hypot(p.read_noise_e, p.pickup_noise_e),
+            "read_noise_adu": math.hypot(p.read_noise_e, p.pickup_noise_e) / p.gain_e_per_adu,
+            "read_noise_white_e": p.read_noise_e, "pickup_noise_e": p.pickup_noise_e,
+            "pickup_cycles_per_px": p.pickup_cycles_per_px,
+            "header_read_noise_e": p.read_noise_e * p.header_read_noise_factor,
             "saturation_adu": p.saturation_adu, "full_well_e": p.full_well_e,
             "pixel_scale_arcsec": p.pixel_scale_arcsec, "pixel_size_um": p.pixel_size_um,
             "bias_level_adu": p.bias_level_adu, "bias_drift_adu": p.bias_drift_adu,

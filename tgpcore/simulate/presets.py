@@ -42,6 +42,15 @@ class SimPreset:
     pixel_size_um: float = 24.0
     gain_e_per_adu: float = 1.4
     read_noise_e: float = 5.0
+    # What the header's RDNOISE card says, as a multiple of the true read noise (real headers
+    # are often stale: the CAHA/CAFOS night's CCDRON says 7.4 e-, its biases 15 e-).
+    header_read_noise_factor: float = 1.0
+    # Electronic pickup in the read noise: a sinusoid along each row with a random phase per
+    # row and frame (RMS in e-). The CAFOS biases carry one at 0.341 cycles/px holding about
+    # two thirds of their 15 e- of noise: per pixel it is read noise like any other, but
+    # L.A.Cosmic's Laplacian amplifies it (a white-noise model then takes its peaks for hits).
+    pickup_noise_e: float = 0.0
+    pickup_cycles_per_px: float = 0.341
     bias_level_adu: float = 1000.0
     bias_drift_adu: float = 3.0
     full_well_e: float = 150000.0
@@ -94,6 +103,12 @@ class SimPreset:
     seeing_range_arcsec: tuple[float, float] = (1.0, 2.2)
     moffat_beta_range: tuple[float, float] = (2.5, 4.0)
     sky_mag_arcsec2: dict[str, float] = field(default_factory=lambda: _ubv(21.6, 22.1, 21.1))
+    # Clouds: (start, end, grey extinction in mag) in UT hours of the night; a sky frame whose
+    # mid-exposure falls in a window loses that much of its starlight (a non-photometric
+    # night), and its sky brightens by ``cloud_sky_factor`` (moonlight or city light scattered
+    # by the cloud).
+    clouds: tuple[tuple[float, float, float], ...] = ()
+    cloud_sky_factor: float = 1.0
 
     # Photometric system: m_std - m_inst = ZP - k X + c colour.
     zero_point: dict[str, float] = field(default_factory=lambda: _ubv(22.0, 23.5, 23.6))
@@ -150,6 +165,27 @@ PRESETS: dict[str, SimPreset] = {
         field_density_arcmin2=10.0, region_margin_arcmin=0.5,
     ),
     "demo": SimPreset(name="demo"),
+    # What the real CAHA/CAFOS night of NGC 2420 taught (issue 20): a window read out without
+    # overscan (the bias level is in the master bias), two biases, a read noise of 10 e- of
+    # which 5 e- is white (what the header says) and the rest pickup along the rows, no darks, one flat per filter, a bright (moonlit) sky, and a cloud passing
+    # during the cluster's exposures. The image stages must calibrate it as cleanly as ``tiny``.
+    # Without an overscan, nothing follows a drifting bias level: like CAFOS's (both biases at
+    # 672 ADU), this one holds still.
+    "realsky": SimPreset(
+        name="realsky", nx=256, ny=256, n_overscan=0, read_noise_e=5.0, bias_drift_adu=0.0,
+        pickup_noise_e=8.66, header_read_noise_factor=1.0,
+        n_dead_columns=1, n_low_columns=1, n_dust_donuts=2, cr_rate_per_cm2_s=0.5,
+        n_bias=2, dark_exptimes_s=(), n_dark_per_exptime=0, n_flat_per_filter=1,
+        dark_current_e_per_s=0.002, hot_pixel_fraction=0.0005,
+        long_exptime_s=_ubv(60.0, 30.0, 20.0), short_exptime_s=3.0,
+        pointing_offsets=((0.0, 0.0),), n_dither=3,
+        pointing_error_arcmin=0.4, pointing_jitter_arcsec=3.0,
+        sky_mag_arcsec2=_ubv(19.0, 19.6, 19.0),
+        clouds=((21.3, 21.36, 0.0), (21.36, 21.42, 0.35)), cloud_sky_factor=1.3,
+        n_standards_per_field=6, standard_field_density_arcmin2=3.0,
+        core_radius_arcmin=0.4, tidal_radius_arcmin=3.0, n_cluster_systems=700,
+        field_density_arcmin2=10.0, region_margin_arcmin=0.5,
+    ),
     "bench": SimPreset(
         name="bench", nx=2048, ny=2048, n_overscan=32, pixel_size_um=13.5,
         n_bias=15, n_dark_per_exptime=6, n_flat_per_filter=10,

@@ -20,7 +20,8 @@ TELESCOPE = "TGP-SIM 1.0m"
 INSTRUMENT = "SIMCAM"
 
 
-def raw_header(frame: dict[str, Any], detector: Detector, site: Site) -> fits.Header:
+def raw_header(frame: dict[str, Any], detector: Detector, site: Site,
+               header_read_noise_factor: float = 1.0) -> fits.Header:
     """Header cards of one raw frame (the primary HDU's structural cards come from astropy).
 
     Parameters
@@ -31,6 +32,8 @@ def raw_header(frame: dict[str, Any], detector: Detector, site: Site) -> fits.He
         The camera (gain, read noise, sections).
     site : Site
         The observatory.
+    header_read_noise_factor : float
+        The RDNOISE card is the true read noise times this (a stale header).
 
     Returns
     -------
@@ -56,13 +59,15 @@ def raw_header(frame: dict[str, Any], detector: Detector, site: Site) -> fits.He
         h["EQUINOX"] = (2000.0, "equinox of RA, DEC")
         h["AIRMASS"] = (float(frame["airmass"]), "airmass at mid-exposure")
     h["GAIN"] = (detector.gain_e_per_adu, "[e-/ADU] gain")
-    h["RDNOISE"] = (detector.read_noise_e, "[e-] read noise")
+    h["RDNOISE"] = (round(detector.read_noise_e * header_read_noise_factor, 3),
+                    "[e-] read noise")
     h["SATURATE"] = (detector.saturation_adu, "[ADU] saturation level")
     h["XBINNING"] = (1, "binning in x")
     h["YBINNING"] = (1, "binning in y")
     h["CCD-TEMP"] = (float(frame["ccd_temp_c"]), "[C] CCD temperature")
-    h["BIASSEC"] = (detector.biassec, "overscan section")
-    h["TRIMSEC"] = (detector.trimsec, "imaging section")
+    if detector.n_overscan > 0:   # a window read out without overscan has neither card
+        h["BIASSEC"] = (detector.biassec, "overscan section")
+        h["TRIMSEC"] = (detector.trimsec, "imaging section")
     return h
 
 

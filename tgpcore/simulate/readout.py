@@ -46,6 +46,7 @@ def digitize(detector: Detector, electrons: np.ndarray | None, bias_level_adu: f
 
     Imaging area: ``electrons / gain + bias_level_adu + bias_structure + read noise``;
     overscan: ``bias_level_adu + read noise``; rounded and clipped to [0, saturation_adu].
+    Read noise: white, plus the detector's pickup sinusoid along the rows (if any).
     """
     rn_adu = detector.read_noise_e / detector.gain_e_per_adu
     raw = np.empty(detector.raw_shape)
@@ -55,4 +56,10 @@ def digitize(detector: Detector, electrons: np.ndarray | None, bias_level_adu: f
         image += electrons / detector.gain_e_per_adu
     raw[:, detector.nx:] = bias_level_adu
     raw += rng.normal(0.0, rn_adu, raw.shape)
+    if detector.pickup_noise_e > 0:
+        amp = np.sqrt(2.0) * detector.pickup_noise_e / detector.gain_e_per_adu
+        phase = rng.uniform(0.0, 2.0 * np.pi, raw.shape[0])
+        x = np.arange(raw.shape[1])
+        raw += amp * np.sin(2.0 * np.pi * detector.pickup_cycles_per_px * x[None, :]
+                            + phase[:, None])
     return np.clip(np.rint(raw), 0, detector.saturation_adu).astype(np.uint16)

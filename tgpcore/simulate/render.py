@@ -92,6 +92,10 @@ def frame_stars(stars: Table, frame: Mapping[str, Any], settings: RenderSettings
     mags = {b: np.asarray(sub[b], float) for b in ("U", "B", "V")}
     flux = settings.system.flux_e_per_s(frame["filter"], mags, float(frame["airmass"])) \
         * float(frame["exptime_s"])
+    names = frame.colnames if hasattr(frame, "colnames") else frame
+    cloud = float(frame["cloud_mag"]) if "cloud_mag" in names else 0.0
+    if cloud:
+        flux = flux * 10.0 ** (-0.4 * cloud)
     fwhm_px = float(frame["seeing_fwhm_arcsec"]) / settings.pixel_scale_arcsec
     half = stamp_half_sizes(flux, fwhm_px, float(frame["moffat_beta"]),
                             enclosed=settings.stamp_enclosed_fraction,

@@ -76,7 +76,7 @@ def _blank_frame() -> dict[str, Any]:
             "pointing_index": -1, "visit": -1, "dither_index": -1, "exposure_class": "",
             "exptime_s": 0.0, "date_obs": "", "mjd_obs": nan, "mjd_mid": nan,
             "epoch_jyear": nan, "airmass": nan, "seeing_fwhm_arcsec": nan, "moffat_beta": nan,
-            "sky_e_per_s": nan, "bias_level_adu": nan, "flat_level_adu": nan,
+            "sky_e_per_s": nan, "cloud_mag": 0.0, "bias_level_adu": nan, "flat_level_adu": nan,
             "ccd_temp_c": nan, "ra_header_deg": nan, "dec_header_deg": nan,
             "ra_true_deg": nan, "dec_true_deg": nan, "dither_dx_px": 0.0, "dither_dy_px": 0.0,
             "rotation_deg": nan, "crval1": nan, "crval2": nan, "crpix1": nan, "crpix2": nan,
@@ -187,12 +187,17 @@ def plan_night(p: SimPreset, site: Site, system: PhotometricSystem,
                                  f"{t / 3600.0:.2f} h; change the preset's schedule")
             x = round(x, 4)
             sky_mag = p.sky_mag_arcsec2[filt] + rng.normal(0.0, 0.05) - 0.15 * (x - 1.0)
+            ut_mid = (t + exptime / 2.0) / 3600.0
+            cloud = sum(m for lo, hi, m in p.clouds if lo <= ut_mid < hi)
+            sky_rate = system.sky_e_per_s(filt, sky_mag, p.pixel_scale_arcsec)
+            if cloud > 0:
+                sky_rate *= p.cloud_sky_factor
             add({"kind": kind, "imagetyp": "LIGHT", "filter": filt, "object": target,
                  "target": target, "pointing_index": pidx, "visit": visit, "dither_index": d,
                  "exposure_class": eclass, "airmass": x,
                  "seeing_fwhm_arcsec": round(cond.seeing(t, filt, x, rng), 4),
                  "moffat_beta": round(cond.beta(t, rng), 4),
-                 "sky_e_per_s": system.sky_e_per_s(filt, sky_mag, p.pixel_scale_arcsec),
+                 "sky_e_per_s": sky_rate, "cloud_mag": float(cloud),
                  "ra_header_deg": round(float(ra_h), 5), "dec_header_deg": round(float(dec_h), 5),
                  "ra_true_deg": float(ra_t), "dec_true_deg": float(dec_t),
                  "dither_dx_px": dx, "dither_dy_px": dy, "rotation_deg": rot, **params}, exptime)
