@@ -188,7 +188,8 @@ def run_calibrate_stage(session: RunSession, params: CalibrateParams, inv: Inven
                                        "reason": f"calibration: {r}"}
                                       for p, r in out.rejected.items()])
         figures = [frame_figures(cal, recs[raw].relpath, str(recs[raw].filter or ""),
-                                 str(recs[raw].group_key or "").rsplit("/", 1)[0])
+                                 str(recs[raw].group_key or "").rsplit("/", 1)[0],
+                                 str(recs[raw].kind or "science"))
                    for raw, cal in sorted(out.calibrated.items())]
         alarms = raise_alarms(session, night_calibration_alarms(figures, read_flags=read_flags))
         n_total = len(plan.entries)

@@ -33,6 +33,8 @@ class FrameFigures:
     n_pixels: int
     sky_e_per_s: float
     flags_path: str | None = None
+    airmass: float | None = None
+    kind: str = "science"
 
 
 def frame_alarms(f: FrameFigures, th: AlarmThresholds = DEFAULT) -> list[Alarm]:
@@ -81,17 +83,22 @@ def night_calibration_alarms(frames: Sequence[FrameFigures], th: AlarmThresholds
         out += _repeated_cosmic_alarm(sci, th, read_flags)
     groups: dict[tuple[str, str], list[FrameFigures]] = {}
     for f in sci:
-        if np.isfinite(f.sky_e_per_s) and f.sky_e_per_s > 0:
+        # the science fields only: standard fields are visited at very different airmasses
+        if f.kind == "science" and np.isfinite(f.sky_e_per_s) and f.sky_e_per_s > 0:
             groups.setdefault((f.group, f.filter), []).append(f)
     for (group, filt), fs in sorted(groups.items()):
         if len(fs) < 2:
             continue
         sky = np.array([f.sky_e_per_s for f in fs])
-        change = float(sky.max() / sky.min() - 1.0)
+        # the sky brightens about in proportion to the airmass (van Rhijn)
+        x = np.array([f.airmass if f.airmass and np.isfinite(f.airmass) else 1.0 for f in fs])
+        norm = sky / x
+        change = float(norm.max() / norm.min() - 1.0)
         if change > th.sky_change:
             out.append(Alarm("sky_change", "calibrate", f"{group} {filt}", change, th.sky_change,
                              f"the sky in {filt} went from {sky.min():.1f} to {sky.max():.1f} "
-                             f"e-/s/px ({change:+.0%}) across {len(fs)} frames"))
+                             f"e-/s/px ({change:+.0%} at equal airmass) across {len(fs)} "
+                             "frames"))
     return out
 
 
@@ -259,7 +266,8 @@ def astrometry_alarms(stack_id: str, rms_arcsec: float | None, scale_arcsec: flo
                   + (f" on {n_matched} stars" if n_matched else ""))]
 
 
-def frame_figures(path: str, name: str, filt: str, group: str) -> FrameFigures:
+def frame_figures(path: str, name: str, filt: str, group: str, kind: str = "science"
+                  ) -> FrameFigures:
     """A calibrated frame's figures, from the QC cards its calibration wrote (QCMASKF,
     QCCRPIX, QCSKYRT) and its shape: read from the header alone, so frames reused from an
     earlier run count as well as new ones."""
@@ -272,7 +280,9 @@ def frame_figures(path: str, name: str, filt: str, group: str) -> FrameFigures:
                         exptime_s=float(h.get("EXPTIME", 0.0) or 0.0),
                         masked_fraction=float(h.get("QCMASKF", 0.0)),
                         cosmic_ray_pixels=float(h.get("QCCRPIX", 0.0)), n_pixels=n,
-                        sky_e_per_s=sky if sky >= 0 else float("nan"), flags_path=path)
+                        sky_e_per_s=sky if sky >= 0 else float("nan"), flags_path=path,
+                        airmass=float(h["AIRMASS"]) if h.get("AIRMASS") is not None else None,
+                        kind=kind)
 
 
 def registration_alarms(stacks: Mapping[str, Mapping], th: AlarmThresholds = DEFAULT
