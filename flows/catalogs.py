@@ -13,7 +13,7 @@ from flows.session import RunSession, recorded_stage
 from tasks.catalogs import check_catalog_file_task, gaia_cone_task
 from tgpcore import __version__
 from tgpcore.catalogs.columns import MEMBERSHIP_REQUIRED
-from tgpcore.catalogs.gaia import GAIA_ARCHIVE_URL
+from tgpcore.catalogs.gaia import GAIA_ARCHIVE_URL, CatalogUnavailableError
 from tgpcore.footprint import cluster_footprint
 from tgpcore.inventory import Inventory
 from tgpcore.io.checksum import product_key, sha256_file
@@ -21,12 +21,16 @@ from tgpcore.settings import gaia_archive_url, offline
 
 
 def run_catalogs_stage(session: RunSession, inv: Inventory, gaia_file: str | None = None,
-                       release: str = "dr3") -> dict[str, dict[str, Any]]:
+                       release: str = "dr3", members: str | None = None
+                       ) -> dict[str, dict[str, Any]]:
     """Get a Gaia-like catalogue covering each cluster's frames.
 
     With ``gaia_file`` every cluster uses that local table (checked for the needed columns);
     otherwise the Gaia archive is queried (retries with backoff; answers cached in the run
-    database, so a re-run needs no network).
+    database, so a re-run needs no network). When the archive cannot answer (offline, no
+    cached answer) and a published member list was given (``members``), the list itself
+    serves as the cluster's Gaia table: its stars have Gaia positions, astrometry and
+    photometry, and the night's stars outside it simply stay unmatched.
 
     Returns
     -------
@@ -50,12 +54,21 @@ def run_catalogs_stage(session: RunSession, inv: Inventory, gaia_file: str | Non
                 check_catalog_file_task(gaia_file, MEMBERSHIP_REQUIRED)
                 path, origin = str(Path(gaia_file).resolve()), "file"
             else:
-                res = gaia_cone_task(fp.ra_deg, fp.dec_deg, fp.radius_deg,
-                                     str(out_dir / f"{cluster}_gaia_{release}.ecsv"),
-                                     release=release, cache=session.db,
-                                     cache_mode="offline" if offline() else "prefer",
-                                     archive_url=gaia_archive_url() or GAIA_ARCHIVE_URL)
-                path, origin = res["path"], res["origin"]
+                try:
+                    res = gaia_cone_task(fp.ra_deg, fp.dec_deg, fp.radius_deg,
+                                         str(out_dir / f"{cluster}_gaia_{release}.ecsv"),
+                                         release=release, cache=session.db,
+                                         cache_mode="offline" if offline() else "prefer",
+                                         archive_url=gaia_archive_url() or GAIA_ARCHIVE_URL)
+                    path, origin = res["path"], res["origin"]
+                except CatalogUnavailableError as exc:
+                    if not members:
+                        raise
+                    path = _members_as_catalogue(session, members, cluster,
+                                                 out_dir / f"{cluster}_members_as_gaia.ecsv")
+                    origin = "published member list"
+                    logger.warning("%s: %s; the member list %s serves as the Gaia table",
+                                   cluster, exc, members)
             inputs = {"catalog": sha256_file(path), "footprint": asdict(fp)}
             session.db.record_product(session.run_id, "gaia_catalog",
                                       product_key("gaia_catalog", inputs, {}, __version__),
@@ -72,3 +85,13 @@ def run_catalogs_stage(session: RunSession, inv: Inventory, gaia_file: str | Non
                         f"| `{v['path']}` |" for c, v in result.items()),
             key="catalogs-summary")
     return result
+
+
+def _members_as_catalogue(session: RunSession, spec: str, cluster: str, dest: Path) -> str:
+    """A published member list written as the cluster's Gaia table."""
+    from tgpcore.catalogs.members import member_list
+    from tgpcore.photometry.catalog import write_table
+
+    table = member_list(spec, cluster, cache=session.db,
+                        cache_mode="offline" if offline() else "prefer")
+    return str(write_table(table, dest))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -17,9 +18,10 @@ from pydantic import Field
 
 from flows.calibrate import run_calibrate_stage
 from flows.catalogs import run_catalogs_stage
+from flows.crossmatch import matched_path, run_crossmatch_stage
 from flows.inventory import run_inventory_stage
 from flows.isochrone_fit import IsochroneFitParams, run_isochrone_fit_stage
-from flows.membership import run_membership_stage
+from flows.membership import run_membership_stage, run_published_membership_stage
 from flows.photcal import PhotcalParams, run_photcal_stage
 from flows.photometry import run_photometry_stage
 from flows.plan import run_plan_stage
@@ -46,6 +48,11 @@ class FullRunParams(PhotcalParams):
     gaia_file: str | None = Field(None, description="Local Gaia-like table (CSV, VOTable, ECSV, "
                                                     "FITS) instead of querying the archive")
     gaia_release: str = Field("dr3", description="Gaia release to query: dr3 or dr2")
+    members: str | None = Field(
+        None, description="Published member list instead of the membership mixture: a file "
+                          "(Gaia ids or positions, and a probability column) or "
+                          "vizier:cantat-gaudin2020 | vizier:hunt-reffert2023 | vizier:dias2021 "
+                          "| vizier:CATALOG#CLUSTER_COLUMN")
     fit_walkers: int = Field(16, ge=4, description="Isochrone fit: emcee walkers")
     fit_steps: int = Field(120, ge=20, description="Isochrone fit: emcee steps per walker")
     fit_burn: int = Field(40, ge=0, description="Isochrone fit: burn-in steps discarded")
@@ -75,7 +82,7 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
     plan: CalibrationPlan | None = None
     cal = reg = sol = phot = None
     image_stages = ("calibrate", "register", "solve", "mosaic", "photometry", "photcal")
-    catalog_stages = ("catalogs", "membership", "isochrone_fit")
+    catalog_stages = ("catalogs", "membership", "crossmatch", "isochrone_fit")
     with closing_failed_run(session, with_type=True):
         for name in stages:
             t0 = time.perf_counter()
@@ -110,23 +117,34 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
                 # A catalogue service that is down fails these stages, not the night.
                 try:
                     result["catalogs"] = run_catalogs_stage(session, inv, params.gaia_file,
-                                                            params.gaia_release)
+                                                            params.gaia_release, params.members)
                 except Exception as exc:  # noqa: BLE001 - recorded by recorded_stage too
                     result["failed"]["catalogs"] = f"{type(exc).__name__}: {exc}"
                     logger.error("catalogs failed: %s", exc)
             if name != "catalogs" and "catalogs" in result["failed"] and name in catalog_stages:
                 result["failed"].setdefault(
                     name, f"stage '{name}' skipped: it needs 'catalogs', which failed")
-            elif name in ("membership", "isochrone_fit") and "membership" not in result:
-                result["membership"] = {
-                    cluster: _membership_outcome(run_membership_stage(
-                        session, cat["path"], (cat["footprint"]["ra_deg"],
-                                               cat["footprint"]["dec_deg"]),
-                        session.run_dir / "membership" / cluster,
-                        cat["footprint"]["radius_deg"]))
-                    for cluster, cat in result["catalogs"].items()}
+            elif name in ("membership", "crossmatch", "isochrone_fit") \
+                    and "membership" not in result:
+                if params.members:
+                    result["membership"] = {
+                        cluster: _membership_outcome(out) for cluster, out in
+                        run_published_membership_stage(session, params.members,
+                                                       sorted(result["catalogs"])).items()}
+                else:
+                    result["membership"] = {
+                        cluster: _membership_outcome(run_membership_stage(
+                            session, cat["path"], (cat["footprint"]["ra_deg"],
+                                                   cat["footprint"]["dec_deg"]),
+                            session.run_dir / "membership" / cluster,
+                            cat["footprint"]["radius_deg"]))
+                        for cluster, cat in result["catalogs"].items()}
+            if name in ("crossmatch", "isochrone_fit") and "crossmatch" not in result \
+                    and "catalogs" in result:
+                result["crossmatch"] = _crossmatch(session, inv, result)
             if name in result["failed"] or name in ("calibrate", "register", "solve",
-                                                    "photometry", "catalogs", "membership"):
+                                                    "photometry", "catalogs", "membership",
+                                                    "crossmatch"):
                 pass  # failed and recorded, or run above as a prerequisite
             elif name == "photcal":
                 result["photcal"] = run_photcal_stage(session, params, phot, cal, inv,
@@ -185,34 +203,113 @@ def _state(stage: str, result: dict[str, Any]) -> str:
     return "failed" if stage in result["failed"] else "done"
 
 
+def _crossmatch(session: Any, inv: Inventory, result: dict[str, Any]) -> dict[str, Any]:
+    """The crossmatch stage, or its record as skipped when there is no calibrated catalogue
+    (a run started after photcal, or a photcal that failed)."""
+    cats = {c: v for c, v in ((result.get("photcal") or {}).get("catalogues") or {}).items()
+            if v.get("ecsv")}
+    if not cats:
+        message = ("no calibrated catalogue of the night's own photometry (photcal did not run "
+                   "in this run, or failed): the cluster is fitted to Gaia photometry only")
+        ev = session.db.stage_started(session.run_id, "crossmatch")
+        session.db.stage_finished(ev, "skipped", message=message)
+        get_run_logger().warning("crossmatch skipped: %s", message)
+        return {}
+    return run_crossmatch_stage(session, inv, cats, result["catalogs"],
+                                result.get("membership") or {})
+
+
 def _fit_clusters(session: Any, params: FullRunParams, result: dict[str, Any]
                   ) -> dict[str, Any]:
-    """Fit isochrones to every cluster whose membership stage found members.
+    """Fit isochrones to every cluster: our own photometry first, Gaia's as the check.
 
-    The photometry is the cluster's Gaia table (G, BP, RP) weighted by the membership
-    probabilities; a cluster whose fit fails is reported and the others go on.
+    - **The cluster's parameters** come from the night's calibrated U, B, V matched to Gaia
+      (``catalogs/<cluster>_matched.ecsv``): V vs B-V and U-B vs B-V, the members weighted by
+      their probabilities, with a distance prior from the members' parallaxes.
+    - **The Gaia check**: the members' Gaia G, BP, RP fitted the same way, independently.
+    - The two are compared per parameter (difference over the combined total error); a
+      disagreement is an alarm.
+
+    Without a matched catalogue (no photcal, no Gaia match) the Gaia fit is all there is, and
+    it says so. One cluster's failure never stops the others.
     """
     logger = get_run_logger()
     fits: dict[str, Any] = {}
-    for cluster, m in result.get("membership", {}).items():
-        if m.get("status") != "ok" or not m.get("members"):
-            logger.info("isochrone fit: %s skipped (%s)", cluster, m.get("message"))
+    clusters = sorted(set(result.get("membership", {})) | set(result.get("crossmatch") or {}))
+    for cluster in clusters:
+        m = result.get("membership", {}).get(cluster) or {}
+        matched = matched_path(result, cluster)
+        entry: dict[str, Any] = {"status": "failed", "fits": {}}
+        common = {"n_walkers": params.fit_walkers, "n_steps": params.fit_steps,
+                  "n_burn": params.fit_burn, "seed": params.fit_seed}
+        runs = []
+        if matched:
+            runs.append(("johnson", matched, None, session.run_dir / "fit" / cluster))
+        if m.get("status") == "ok" and m.get("members") and cluster in result.get("catalogs",
+                                                                                   {}):
+            gaia_dir = session.run_dir / "fit" / (f"{cluster}_gaia" if matched else cluster)
+            runs.append(("gaia", result["catalogs"][cluster]["path"], m["members"], gaia_dir))
+        if not runs:
+            logger.info("isochrone fit: %s skipped (%s)", cluster,
+                        m.get("message") or "no matched catalogue and no members")
             continue
-        out_dir = session.run_dir / "fit" / cluster
-        fit_params = IsochroneFitParams(
-            catalog=result["catalogs"][cluster]["path"], members=m["members"],
-            out=str(out_dir), n_walkers=params.fit_walkers, n_steps=params.fit_steps,
-            n_burn=params.fit_burn, seed=params.fit_seed)
-        try:
-            out = run_isochrone_fit_stage(session, fit_params.catalog, fit_params.members,
-                                          out_dir, fit_params)
-        except Exception as exc:  # noqa: BLE001 - one cluster's fit never kills the night
-            logger.error("isochrone fit of %s failed: %s", cluster, exc)
-            fits[cluster] = {"status": "failed", "message": f"{type(exc).__name__}: {exc}"}
+        for system, catalog, members, out_dir in runs:
+            fp = IsochroneFitParams(catalog=str(catalog), members=members, out=str(out_dir),
+                                    system=system, **common)
+            try:
+                out = run_isochrone_fit_stage(session, fp.catalog, fp.members, out_dir, fp)
+            except Exception as exc:  # noqa: BLE001 - one fit never kills the night
+                logger.error("isochrone fit of %s (%s) failed: %s", cluster, system, exc)
+                entry["fits"][system] = {"status": "failed",
+                                         "message": f"{type(exc).__name__}: {exc}"}
+                continue
+            entry["fits"][system] = {"status": "ok", "fit_json": out["fit_json"],
+                                     "fit_h5": out["fit_h5"], "figures": out["figures"],
+                                     "summary": out["summary"],
+                                     "warnings": out.get("warnings", [])}
+        ok = {k: v for k, v in entry["fits"].items() if v["status"] == "ok"}
+        if not ok:
+            entry["message"] = "; ".join(f"{k}: {v['message']}" for k, v in entry["fits"].items())
+            fits[cluster] = entry
             continue
-        fits[cluster] = {"status": "ok", "fit_json": out["fit_json"], "fit_h5": out["fit_h5"],
-                         "figures": out["figures"], "summary": out["summary"]}
+        primary = "johnson" if "johnson" in ok else "gaia"
+        entry.update({"status": "ok", "photometry": primary, **{k: ok[primary][k] for k in
+                      ("fit_json", "fit_h5", "figures", "summary", "warnings")}})
+        if primary == "gaia":
+            entry["note"] = ("fitted to the members' Gaia photometry: the night's own "
+                             "photometry was not available (see the crossmatch stage)")
+        if len(ok) == 2:
+            entry["comparison"] = _compare(ok["johnson"]["fit_json"], ok["gaia"]["fit_json"])
+            alarms = _comparison_alarms(cluster, entry["comparison"])
+            raise_alarms(session, alarms)
+        fits[cluster] = entry
     return fits
+
+
+def _compare(johnson_json: str, gaia_json: str) -> dict[str, Any]:
+    """The Johnson and Gaia fits compared parameter by parameter."""
+    import json
+
+    from tgpcore.fitting.compare import compare_fits
+
+    a = json.loads(Path(johnson_json).read_text())
+    b = json.loads(Path(gaia_json).read_text())
+    return compare_fits(a, b, labels=("our U, B, V", "Gaia G, BP, RP"))
+
+
+def _comparison_alarms(cluster: str, comparison: dict[str, Any]) -> list[Any]:
+    """An alarm for each parameter on which our fit and Gaia's disagree."""
+    from tgpcore.qc import Alarm
+
+    out = []
+    for name, c in comparison.get("parameters", {}).items():
+        if c.get("alarm"):
+            out.append(Alarm(
+                "fit_disagreement", "isochrone_fit", f"{cluster} {name}", float(c["ratio"]),
+                float(comparison.get("threshold", 2.0)),
+                f"{name}: our U, B, V give {c['a']:.3f} ± {c['err_a']:.3f}, Gaia gives "
+                f"{c['b']:.3f} ± {c['err_b']:.3f} ({c['ratio']:.1f} combined sigma apart)"))
+    return out
 
 
 def _membership_outcome(out: dict[str, Any]) -> dict[str, Any]:
@@ -238,6 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--gaia-file", help="local Gaia-like table (CSV/VOTable/ECSV/FITS) instead "
                                         "of querying the Gaia archive")
     ap.add_argument("--gaia-release", choices=["dr3", "dr2"], default="dr3")
+    ap.add_argument("--members", help="published member list instead of the membership "
+                                      "mixture: a file (Gaia ids or positions and a "
+                                      "probability column) or vizier:cantat-gaudin2020, "
+                                      "vizier:hunt-reffert2023, vizier:dias2021, "
+                                      "vizier:CATALOG#CLUSTER_COLUMN")
     ap.add_argument("--reference-catalog", help="reference catalogue (ra, dec) for plate "
                                                 "solving; default: the --gaia-file")
     ap.add_argument("--standards", help="standard-star catalogue (Landolt nlandolt.dat, or an "
@@ -257,7 +359,7 @@ def params_from_args(args: argparse.Namespace) -> FullRunParams:
     return FullRunParams(
         data=args.data, out=args.out, profile=args.profile, grouping=args.grouping,
         plan_rules=args.plan_rules, plan_only=args.plan_only, from_stage=args.from_stage,
-        gaia_file=args.gaia_file, gaia_release=args.gaia_release,
+        gaia_file=args.gaia_file, gaia_release=args.gaia_release, members=args.members,
         reference_catalog=args.reference_catalog, standards_catalog=args.standards,
         photometric_reference=args.photometric_reference,
         to_stage=args.to_stage,
@@ -320,13 +422,24 @@ def print_outcome(result: dict[str, Any], plan_only: bool) -> None:
         print(f"  members: {m['members']}; summary: {m['summary_path']}")
     for cluster, f in result.get("isochrone_fit", {}).items():
         if f["status"] != "ok":
-            print(f"isochrone fit {cluster}: FAILED: {f['message']}")
+            print(f"isochrone fit {cluster}: FAILED: {f.get('message')}")
             continue
-        s = f["summary"]
-        print(f"isochrone fit {cluster}: log age {s['log_age']:.3f} ± {s['log_age_err']:.3f}, "
-              f"(m-M)0 {s['dm']:.3f} ± {s['dm_err']:.3f}, E(B-V) {s['ebv']:.3f} ± "
-              f"{s['ebv_err']:.3f}, [M/H] {s['mh']:+.3f} ± {s['mh_err']:.3f}")
-        print(f"  fit: {f['fit_json']}")
+        label = {"johnson": "our U, B, V", "gaia": "Gaia G, BP, RP"}
+        for system, fit in f["fits"].items():
+            if fit["status"] != "ok":
+                print(f"isochrone fit {cluster} ({label[system]}): FAILED: {fit['message']}")
+                continue
+            s = fit["summary"]
+            role = "the cluster" if system == f["photometry"] else "check"
+            print(f"isochrone fit {cluster} ({label[system]}; {role}): log age "
+                  f"{s['log_age']:.3f} ± {s['log_age_err']:.3f}, (m-M)0 {s['dm']:.3f} ± "
+                  f"{s['dm_err']:.3f}, E(B-V) {s['ebv']:.3f} ± {s['ebv_err']:.3f}, [M/H] "
+                  f"{s['mh']:+.3f} ± {s['mh_err']:.3f}")
+            print(f"  fit: {fit['fit_json']}")
+        if f.get("note"):
+            print(f"  note: {f['note']}")
+        if f.get("comparison"):
+            print("  our photometry against Gaia's: " + "; ".join(f["comparison"]["summary"]))
     for name, desc in STAGES:
         if name in result["timings"]:
             state = _state(name, result).upper() if _state(name, result) != "done" else "done"

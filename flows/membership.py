@@ -179,6 +179,46 @@ def run_membership_stage(session: RunSession, catalog: str | Path,
     return out
 
 
+def run_published_membership_stage(session: RunSession, spec: str, clusters: list[str]
+                                   ) -> dict[str, dict[str, Any]]:
+    """The membership stage from a published member list (``--members``), inside a run.
+
+    ``spec`` is a file or ``vizier:...`` (:func:`tgpcore.catalogs.members.member_list`;
+    VizieR answers are retried and cached in the run database). Each cluster's list becomes
+    ``membership/<cluster>/members.ecsv`` and ``membership.json``, as the mixture's would.
+    A cluster whose list cannot be had is reported failed; the others go on.
+    """
+    from tgpcore.catalogs.members import member_list
+    from tgpcore.membership.published import published_membership
+    from tgpcore.settings import offline
+
+    logger = get_run_logger()
+    out: dict[str, dict[str, Any]] = {}
+    with recorded_stage(session, "membership") as counters:
+        for cluster in clusters:
+            try:
+                table = member_list(spec, cluster, cache=session.db,
+                                    cache_mode="offline" if offline() else "prefer")
+                res = published_membership(table, session.run_dir / "membership" / cluster)
+            except Exception as exc:  # noqa: BLE001 - one cluster's list never stops the night
+                out[cluster] = {"status": "failed", "message": f"{type(exc).__name__}: {exc}",
+                                "members": None, "summary_path": None, "figures": {}}
+                logger.error("membership of %s from %s failed: %s", cluster, spec, exc)
+                continue
+            inputs = {"list": res["checksum"], "spec": spec}
+            pkey = product_key("members", inputs, {"published": True}, __version__)
+            session.db.record_product(session.run_id, "members", pkey, res["members"],
+                                      res["checksum"], inputs, {"published": spec},
+                                      __version__)
+            logger.info("membership of %s: %s", cluster, res["message"])
+            out[cluster] = res
+        ok = [c for c, v in out.items() if v["status"] == "ok"]
+        counters.update({"clusters": len(ok), "failed": len(out) - len(ok), "source": spec})
+        if clusters and not ok:
+            raise RuntimeError("; ".join(f"{c}: {v['message']}" for c, v in out.items()))
+    return out
+
+
 @flow(name="tgp-membership", log_prints=True)
 def membership_flow(params: MembershipParams) -> dict[str, Any]:
     """Cluster membership of one Gaia-like table (standalone, or recorded with ``record``)."""

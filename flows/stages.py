@@ -14,6 +14,7 @@ STAGES: list[tuple[str, str]] = [
     ("photcal", "photometric calibration"),
     ("catalogs", "Gaia / reference cross-match"),
     ("membership", "cluster membership"),
+    ("crossmatch", "our calibrated catalogue matched to Gaia, with memberships"),
     ("isochrone_fit", "isochrone fit: age, distance, reddening, metallicity"),
     ("report", "plots and the night report"),
 ]
@@ -22,10 +23,11 @@ STAGE_NAMES = [name for name, _ in STAGES]
 # the run are listed: a failing image stage stops the run).
 DEPENDS: dict[str, tuple[str, ...]] = {
     "membership": ("catalogs",),
+    "crossmatch": ("catalogs",),
     "isochrone_fit": ("membership",),
 }
 BUILT = {"inventory", "plan", "calibrate", "register", "solve", "mosaic", "photometry",
-         "photcal", "catalogs", "membership", "isochrone_fit", "report"}
+         "photcal", "catalogs", "membership", "crossmatch", "isochrone_fit", "report"}
 
 
 def stage_range(from_stage: str | None, to_stage: str | None) -> list[str]:

@@ -86,6 +86,27 @@ def _fits_safe(table: Table) -> Table:
     return t
 
 
+def finalise_catalogue(cal: Table, bands: list[str]) -> Table:
+    """The calibrated catalogue as users get it: rows with a magnitude in at least one band
+    (detections whose flux came out negative or nil in every band are noise peaks and are
+    dropped; ``meta['n_dropped_no_magnitude']`` counts them), sorted by right ascension,
+    with a stable integer ``id`` first (1, 2, ... in that order: the same night and settings
+    give the same ids)."""
+    have = np.zeros(len(cal), bool)
+    for b in bands:
+        if b in cal.colnames:
+            have |= np.isfinite(np.ma.filled(np.ma.asarray(cal[b], float), np.nan))
+    out = cal[have]
+    order = np.lexsort((np.asarray(out["dec"], float), np.asarray(out["ra"], float)))
+    out = out[order]
+    if "id" in out.colnames:
+        out.rename_column("id", "id_instrumental")
+    out.add_column(np.arange(1, len(out) + 1, dtype=np.int64), name="id", index=0)
+    out["id"].description = "star number in this catalogue (by right ascension)"
+    out.meta["n_dropped_no_magnitude"] = int((~have).sum())
+    return out
+
+
 def calibrate_file(inst_path: str, solutions: dict[str, dict[str, Any]], out_dir: str,
                    name: str, h5_path: str | None = None) -> dict[str, Any]:
     """Calibrate an instrumental multi-band catalogue file and export it.
@@ -115,7 +136,7 @@ def calibrate_file(inst_path: str, solutions: dict[str, dict[str, Any]], out_dir
 
     inst = Table.read(inst_path, format="ascii.ecsv")
     sols = {f: CalibrationSolution.from_dict(d) for f, d in solutions.items()}
-    cal = calibrate_catalogue(inst, sols)
+    cal = finalise_catalogue(calibrate_catalogue(inst, sols), list(sols))
     attrs = {"calibration": {f: {k: v for k, v in d.items() if k != "extra"}
                              for f, d in solutions.items()},
              "source": str(Path(inst_path).name)}
