@@ -127,3 +127,23 @@ def test_real_ngc2420_plan():
         assert e.flat_key == f"flat_{e.filter}_1x1_1024x1024_20210318"
         # flats were taken 10 days before the science frames
         assert any("10.2 days" in w for w in e.warnings)
+
+
+def test_night_plan_text_shows_every_file_master_members_and_warnings_once():
+    """tgp plan / --plan-only print each raw frame's classification (biases and flats too),
+    the frames that make each master, and each warning once with the frames it concerns."""
+    from pathlib import Path
+
+    from tgpcore.calibration.plan import build_plan, format_night_plan
+    from tgpcore.inventory import scan_night
+
+    caha = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ngc2420_caha"
+    if not caha.is_dir():
+        pytest.skip(f"real data not found at {caha}")
+    inv = scan_night(caha)
+    text = format_night_plan(inv, build_plan(inv))
+    for r in inv.records:
+        assert r.relpath in text, r.relpath
+    assert "from: uamA_0001.fits, uamA_0002.fits" in text
+    assert text.count("no dark") == 1, text
+    assert "(6 frames)" in text and "(5 frames)" in text

@@ -391,3 +391,65 @@ def format_plan(plan: CalibrationPlan) -> str:
                f"{len(plan.entries) - ok} refused; {len(plan.masters)} masters")
     out.extend(f"WARNING: {w}" for w in plan.warnings)
     return "\n".join(out)
+
+
+def format_night_plan(inv: Inventory, plan: CalibrationPlan) -> str:
+    """The whole night as the plan sees it: every file with its classification, every master
+    with the frames it is made of, every science and standard frame with the masters it uses,
+    and the rejected files with their reasons.
+
+    A warning that every frame shares (no darks, a flat taken days earlier) is said once, not
+    once per frame.
+    """
+    out = [f"Night: {inv.root}", "",
+           f"Files ({len(inv.records)}):",
+           f"  {'file':<40} {'kind':<9} {'filter':<6} {'exp/s':>7}  group / reason"]
+    for r in inv.records:
+        exp = f"{r.exptime_s:7.1f}" if r.exptime_s is not None else "      -"
+        if r.status == "rejected":
+            kind, tail = "REJECTED", r.reason or ""
+        else:
+            kind = r.kind or "?"
+            tail = r.group_key or (f"{r.binning} {r.naxis1}x{r.naxis2}"
+                                   if kind in CALIBRATION_KINDS else "")
+        out.append(f"  {r.relpath[-40:]:<40} {kind:<9} {r.filter or '-':<6} {exp}  {tail}")
+    rel = {r.path: r.relpath for r in inv.records}
+    out += ["", f"Masters ({len(plan.masters)}):"]
+    for m in plan.masters.values():
+        dep = ", ".join(f"{k} {v}" for k, v in m.depends.items() if k in ("bias", "dark"))
+        out.append(f"  {m.key}  ({m.kind}, {len(m.members)} frame"
+                   f"{'s' if len(m.members) != 1 else ''}{'; uses ' + dep if dep else ''})")
+        out.append("    from: " + ", ".join(Path(rel.get(p, p)).name for p in m.members))
+        out.extend(f"    ! {w}" for w in m.warnings)
+    entries = plan.entries
+    out += ["", f"Frames to calibrate ({len(entries)}):",
+            f"  {'frame':<34} {'kind':<8} {'group':<18} {'exp/s':>6} {'bias':<5} "
+            f"{'dark':<8} {'flat':<5} status"]
+    by_warning: dict[str, list[str]] = {}
+    for e in entries:
+        exp = f"{e.exptime_s:6.1f}" if e.exptime_s is not None else "     -"
+        dark = "-" if e.dark_key is None else f"x{e.dark_scale:.3g}"
+        status = "ok" if e.status == "ok" else f"REFUSED: {e.reason}"
+        out.append(f"  {e.relpath[-34:]:<34} {e.kind:<8} {(e.group_key or '-')[-18:]:<18} "
+                   f"{exp} {'yes' if e.bias_key else ('ovsc' if e.overscan else 'no'):<5} "
+                   f"{dark:<8} {'yes' if e.flat_key else 'no':<5} {status}")
+        for w in e.warnings:
+            if w.startswith("no darks") and any(n.startswith("no darks") for n in plan.warnings):
+                continue          # the night's warning says it once
+            by_warning.setdefault(w, []).append(Path(e.relpath).name)
+    ok = sum(e.status == "ok" for e in entries)
+    out.append("")
+    out.append(f"{ok}/{len(entries)} frames can be calibrated; {len(entries) - ok} refused; "
+               f"{len(plan.masters)} masters; {len(inv.rejected())} files rejected")
+    # the inventory and the plan may say the same thing ("no dark frames" / "no darks"): once
+    topics = {" ".join(w.split()[:2]).rstrip("s") for w in inv.warnings}
+    night = list(dict.fromkeys(list(inv.warnings) + [
+        w for w in plan.warnings if " ".join(w.split()[:2]).rstrip("s") not in topics]))
+    if night or by_warning:
+        out.append("Warnings:")
+    out.extend(f"  {w}" for w in night)
+    for w, frames in by_warning.items():
+        who = ("every frame" if len(frames) == len(entries) and len(entries) > 1 else
+               ", ".join(frames) if len(frames) <= 3 else f"{len(frames)} frames")
+        out.append(f"  {w} ({who})")
+    return "\n".join(out)
