@@ -22,7 +22,13 @@ from pydantic import Field
 from flows.inventory import run_inventory_stage
 from flows.plan import PlanParams, run_plan_stage
 from flows.runners import RunnerSettings, make_task_runner
-from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
+from flows.session import (
+    RunSession,
+    closing_failed_run,
+    open_session,
+    raise_alarms,
+    recorded_stage,
+)
 from flows.settings import default_out_root
 from tasks.calibrate import build_master_task, calibrate_frame_task
 from tgpcore import __version__
@@ -35,8 +41,11 @@ from tgpcore.calibration.schedule import (
 )
 from tgpcore.inventory import FrameRecord, Inventory
 from tgpcore.io.checksum import product_key
+from tgpcore.io.fits import read_flags
+from tgpcore.qc import frame_figures, night_calibration_alarms
 
-CALIBRATION_PARAMS_VERSION = 1
+CALIBRATION_PARAMS_VERSION = 2  # 2: noise measured before rejection, QC cards, pickup-aware
+# cosmic rays
 
 
 class CalibrateParams(PlanParams):
@@ -178,8 +187,14 @@ def run_calibrate_stage(session: RunSession, params: CalibrateParams, inv: Inven
             db.upsert_frames(run_id, [{"path": p, "status": "rejected",
                                        "reason": f"calibration: {r}"}
                                       for p, r in out.rejected.items()])
+        figures = [frame_figures(cal, recs[raw].relpath, str(recs[raw].filter or ""),
+                                 str(recs[raw].group_key or "").rsplit("/", 1)[0],
+                                 str(recs[raw].kind or "science"))
+                   for raw, cal in sorted(out.calibrated.items())]
+        alarms = raise_alarms(session, night_calibration_alarms(figures, read_flags=read_flags))
         n_total = len(plan.entries)
         counters.update({"masters": len(out.masters), "masters_failed": len(failed),
+                         "alarms": len(alarms),
                          "calibrated": len(out.calibrated), "rejected": len(out.rejected),
                          "reused": out.reused})
         logger.info("calibrated %d/%d frames; %d skipped%s", len(out.calibrated), n_total,

@@ -24,17 +24,19 @@ from flows.photcal import PhotcalParams, run_photcal_stage
 from flows.photometry import run_photometry_stage
 from flows.plan import run_plan_stage
 from flows.register import (
+    _scale,
     run_mosaic_stage,
     run_register_stage,
     run_solve_stage,
 )
 from flows.report import run_report_stage
 from flows.runners import RunnerSettings, make_task_runner, shared_cluster
-from flows.session import closing_failed_run, open_session
+from flows.session import closing_failed_run, open_session, raise_alarms
 from flows.settings import default_out_root
 from flows.stages import BUILT, DEPENDS, STAGE_NAMES, STAGES, stage_range
 from tgpcore.calibration.plan import CalibrationPlan, format_plan
 from tgpcore.inventory import Inventory
+from tgpcore.qc import solve_alarms
 
 
 class FullRunParams(PhotcalParams):
@@ -94,6 +96,7 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
             if sol is None and name in image_stages[2:]:
                 sol = run_solve_stage(session, params, reg)
                 result["solve"] = sol.to_dict()
+                raise_alarms(session, solve_alarms(sol.solutions, _stack_scales(params, reg)))
             if phot is None and name in ("photometry", "photcal"):
                 phot = run_photometry_stage(session, params, reg, sol, inv)
                 result["photometry"] = phot.to_dict()
@@ -151,6 +154,7 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
                 logger.warning(message)
                 result["not_built"].append(name)
             timings[name] = round(time.perf_counter() - t0, 3)
+    result["alarms"] = session.db.alarms(session.run_id)
     status = "partial" if result["not_built"] or result["failed"] else "succeeded"
     notes = ([f"not built yet: {', '.join(result['not_built'])}"] if result["not_built"] else []) \
         + ([f"failed: {', '.join(result['failed'])}"] if result["failed"] else [])
@@ -161,6 +165,17 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
         + "\n".join(f"| {n} | {_state(n, result)} | {timings.get(n, 0):.2f} |" for n in stages),
         key="run-summary", description="Stages of this run")
     return result
+
+
+def _stack_scales(params: FullRunParams, reg: Any) -> dict[str, float]:
+    """Pixel scale (arcsec) of each stack, from the parameters or its instrument profile."""
+    out = {}
+    for sid, st in reg.stacks.items():
+        try:
+            out[sid] = _scale(params, st.get("profile"))
+        except Exception:  # noqa: BLE001 - no scale: the alarm uses arcseconds only
+            continue
+    return out
 
 
 def _state(stage: str, result: dict[str, Any]) -> str:
@@ -316,6 +331,11 @@ def print_outcome(result: dict[str, Any], plan_only: bool) -> None:
         if name in result["timings"]:
             state = _state(name, result).upper() if _state(name, result) != "done" else "done"
             print(f"  {name:<14} {state:<14} {result['timings'][name]:7.2f} s  {desc}")
+    alarms = result.get("alarms") or []
+    if alarms:
+        print(f"ALARMS ({len(alarms)}): read these before the science")
+        for a in alarms:
+            print(f"  {a['level'].upper()} [{a['stage']}] {a['subject']}: {a['message']}")
     print(f"products: {result['run_dir']}")
     print(f"run database: {result['db_url']}")
     if not plan_only:

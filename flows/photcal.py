@@ -30,13 +30,20 @@ from pydantic import Field
 
 from flows.photometry import PhotometryParams, run_stages_to_photometry
 from flows.runners import RunnerSettings, make_task_runner
-from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
+from flows.session import (
+    RunSession,
+    closing_failed_run,
+    open_session,
+    raise_alarms,
+    recorded_stage,
+)
 from flows.settings import default_out_root
 from tasks.photcal import calibrate_task, fit_filter_task, reference_task, standards_task
 from tgpcore import __version__
 from tgpcore.io.checksum import product_key, sha256_file
 from tgpcore.photcal.fit import CalibrationSolution
 from tgpcore.plots.photcal import residuals_figure
+from tgpcore.qc import photcal_alarms
 
 PHOTCAL_PARAMS_VERSION = 2  # 2: standards through the program stars' apertures; GLS fit
 
@@ -68,6 +75,7 @@ class PhotcalOutcome:
     catalogues: dict[str, dict[str, Any]] = field(default_factory=dict)
     standards: dict[str, dict[str, Any]] = field(default_factory=dict)  # frame -> summary
     plots: list[str] = field(default_factory=list)
+    sky_mag_arcsec2: dict[str, float] = field(default_factory=dict)  # stack id -> sky
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data."""
@@ -249,8 +257,23 @@ def run_photcal_stage(session: RunSession, params: PhotcalParams, photometry: An
                                     __version__)
             db.add_qc(run_id, {f"n_{b}": float(v) for b, v in res["n_calibrated"].items()},
                       product_id=pid)
+        alarms = []
+        for cluster, cres in sorted(clusters.items()):
+            applied = {k.split("/")[1]: v for k, v in out.solutions.items()
+                       if k.startswith(f"{cluster}/")} or night_sols
+            stacks = {sid: r for sid, r in (getattr(photometry, "stacks", None) or {}).items()
+                      if sid.split("/")[0] == cluster and r.get("status") == "ok"}
+            found, sky = photcal_alarms({f"{cluster}/{k}": v for k, v in
+                                         (cres.get("short_long") or {}).items()},
+                                        stacks, applied)
+            alarms += found
+            out.sky_mag_arcsec2.update(sky)
+            if sky:
+                db.add_qc(run_id, {f"sky_mag_arcsec2:{k}": v for k, v in sky.items()})
+        raise_alarms(session, alarms)
         counters.update({"solutions": len(out.solutions), "failed": len(out.failed),
-                         "catalogues": len(out.catalogues), "standard_frames": len(futs)})
+                         "catalogues": len(out.catalogues), "standard_frames": len(futs),
+                         "alarms": len(alarms)})
         logger.info("calibrated %d catalogues; solutions %s%s", len(out.catalogues),
                     ", ".join(sorted(out.solutions)) or "none",
                     ("; failed: " + "; ".join(f"{k}: {v}" for k, v in out.failed.items()))

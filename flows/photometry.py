@@ -23,11 +23,18 @@ from pydantic import Field
 
 from flows.register import RegisterParams
 from flows.runners import RunnerSettings, make_task_runner
-from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
+from flows.session import (
+    RunSession,
+    closing_failed_run,
+    open_session,
+    raise_alarms,
+    recorded_stage,
+)
 from flows.settings import default_out_root
 from tasks.photometry import cluster_catalogue_task, stack_photometry_task
 from tgpcore import __version__
 from tgpcore.io.checksum import product_key, sha256_file
+from tgpcore.qc import negative_flux_alarms
 from tgpcore.registration.products import NOMINAL_FWHM_PX
 
 PHOTOMETRY_PARAMS_VERSION = 2  # 2: neighbour-free sky annuli; VARSUMF error scaling
@@ -152,6 +159,9 @@ def run_photometry_stage(session: RunSession, params: PhotometryParams, reg: Any
             pid = db.record_product(run_id, "stack_catalog", pkey, res["path"],
                                     res["checksum"], inputs, rec_s, __version__)
             db.add_qc(run_id, res["qc"], product_id=pid)
+            raise_alarms(session, negative_flux_alarms(
+                sid, res["qc"].get("n_negative_flux", 0.0),
+                res["qc"].get("n_pixels_unmasked", 0.0), res["qc"].get("n_stars")))
         by_cluster: dict[str, dict[str, dict[str, Any]]] = {}
         for sid, res in out.stacks.items():
             if res["status"] == "ok":

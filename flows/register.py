@@ -30,7 +30,13 @@ from flows.calibrate import CalibrateParams, run_calibrate_stage
 from flows.inventory import run_inventory_stage
 from flows.plan import run_plan_stage
 from flows.runners import RunnerSettings, make_task_runner
-from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
+from flows.session import (
+    RunSession,
+    closing_failed_run,
+    open_session,
+    raise_alarms,
+    recorded_stage,
+)
 from flows.settings import default_out_root
 from tasks.astrometry import frame_wcs_task, solve_task
 from tasks.register import (
@@ -45,11 +51,12 @@ from tgpcore.astrometry.products import write_wcs
 from tgpcore.instruments import resolve_profile
 from tgpcore.io.atomic import atomic_path
 from tgpcore.io.checksum import product_key, sha256_file
+from tgpcore.qc import registration_alarms
 from tgpcore.registration import exposure_classes
 
-REGISTER_PARAMS_VERSION = 4  # 2: FWHM measured per pointing; plain cross-correlation;
+REGISTER_PARAMS_VERSION = 5  # 2: FWHM measured per pointing; plain cross-correlation;
 # 3: frame weights by the aperture-sum variance, VARSUMF card; 4: pixels of two frames
-# clipped (the higher, when doubled)
+# clipped (the higher, when doubled); 5: per-frame fluxes of the reference stars
 
 
 class RegisterParams(CalibrateParams):
@@ -229,7 +236,9 @@ def run_register_stage(session: RunSession, params: RegisterParams,
             db.upsert_frames(run_id, [{"path": p, "status": "rejected",
                                        "reason": f"registration: {r}"}
                                       for p, r in out.rejected.items()])
-        counters.update({"stacks": len(out.stacks), "failed": len(out.failed),
+        alarms = raise_alarms(session, registration_alarms(out.stacks))
+        counters.update({"alarms": len(alarms), "stacks": len(out.stacks),
+                         "failed": len(out.failed),
                          "frames_rejected": len(out.rejected), "reused": out.reused})
         logger.info("stacked %d groups (%d reused); %d frames rejected%s", len(out.stacks),
                     out.reused, len(out.rejected), (": " + "; ".join(

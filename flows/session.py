@@ -101,3 +101,21 @@ def recorded_stage(session: RunSession, stage: str) -> Iterator[dict[str, Any]]:
         raise
     session.db.stage_finished(event, "succeeded", counters,
                               message=counters.pop("_message", None))
+
+
+def raise_alarms(session: RunSession, alarms: list[Any]) -> list[Any]:
+    """Record alarms (:class:`tgpcore.qc.alarms.Alarm`) in the run database and log each one
+    as a warning; returns them."""
+    if not alarms:
+        return alarms
+    session.db.add_alarms(session.run_id, alarms)
+    log = logging.getLogger("tgp.alarms")
+    try:
+        from prefect import get_run_logger
+
+        log = get_run_logger()
+    except Exception:  # noqa: BLE001 - outside a flow run: the plain logger
+        pass
+    for a in alarms:
+        log.warning("ALARM %s (%s)", a.line(), a.reason)
+    return alarms

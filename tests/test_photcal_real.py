@@ -5,14 +5,20 @@ aligned on one shared reference and stacked. The V stack is solved against
 ``sdss_dr18_ngc2420_gr.csv`` from the inventory's J2000 position; the B stack is on the same
 pixel grid and takes the same WCS. Zero points and colour terms are fitted against SDSS g, r
 transformed to B, V (Jester et al. 2005), with the extinction folded into the zero point (one
-airmass). Measured: B ZP 22.850 +- 0.031, c(B-V) +0.126 +- 0.049 (33 stars, RMS 0.063);
-V ZP 22.916 +- 0.030, c(B-V) +0.038 +- 0.046 (31 stars, RMS 0.089). Unflagged stars with
-V < 17: B - B_ref RMS 0.075 (robust 0.058, 33 stars), V - V_ref RMS 0.113 (robust 0.065, 36
-stars). What limits it: the transformation's own scatter (0.03 in B), the dome flat's ring
-(about 2.5 % large-scale), crowding, and the hot pixels of a night without darks (about 2.5 %
-of the pixels; filled from their neighbours before measuring).
+airmass).
+
+Measured (issue 20): B ZP 22.833 +- 0.022, c +0.146 +- 0.035 (27 stars, RMS 0.036); V ZP
+23.039 +- 0.019, c -0.005 +- 0.028 (36 stars, RMS 0.063). Unflagged stars with V < 17 (41 in
+each band): B robust scatter 0.0385, median +0.002; V robust scatter 0.027, median +0.007.
+Before, with the master bias's 2 % of holes, V scattered 0.065 and the tolerance had been
+loosened to 0.09, blaming hot pixels.
+
 Tolerances: >= 20 stars per band in the fit, |colour term| < 0.3, and for unflagged V < 17
-stars robust scatter <= 0.09 mag and |median offset| <= 0.05 mag.
+stars |median offset| <= 0.03 mag and robust scatter <= 0.035 mag in V, <= 0.042 in B. B
+cannot reach 0.035 against this reference: Jester et al.'s g, r -> B transformation alone
+scatters 0.03 mag (their Table 1), and with our errors (median 0.026, zero point included)
+and SDSS's (0.01) the expected scatter is 0.04; the measured one is 0.0385, with no trend in
+radius, colour or magnitude.
 """
 
 from __future__ import annotations
@@ -91,5 +97,6 @@ def test_ngc2420_calibrated_bv_against_sdss(tmp_path):
                      f"({s.n_used} stars, RMS {s.rms:.3f}); V < 17: {ok.sum()} stars, median "
                      f"{np.median(d):+.4f}, RMS {np.std(d):.4f}, robust {_robust(d):.4f}")
         assert s.n_used >= 20 and abs(s.c) < 0.3, lines[-1]
-        assert ok.sum() >= 20 and _robust(d) <= 0.09 and abs(np.median(d)) <= 0.05, lines[-1]
+        limit = {"B": 0.042, "V": 0.035}[band]
+        assert ok.sum() >= 20 and _robust(d) <= limit and abs(np.median(d)) <= 0.03, lines[-1]
     print("\n".join(lines))

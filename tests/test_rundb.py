@@ -34,7 +34,7 @@ from tgpcore.rundb import (
     upgrade,
 )
 
-TABLES = {"runs", "frames", "plan_masters", "plan_entries", "products", "stage_events",
+TABLES = {"alarms", "runs", "frames", "plan_masters", "plan_entries", "products", "stage_events",
           "qc_metrics", "cache_entries", "nights", "night_attempts"}
 
 
@@ -64,7 +64,7 @@ def test_upgrade_from_empty_creates_tables(unmigrated_db_url: str) -> None:
     assert TABLES <= _tables(unmigrated_db_url)
     engine = open_db(unmigrated_db_url)  # idempotent: second upgrade is a no-op
     try:
-        assert current_revision(engine) == head_revision() == "0002"
+        assert current_revision(engine) == head_revision() == "0003"
     finally:
         engine.dispose()
 
@@ -458,5 +458,25 @@ def test_concurrent_open_db_in_two_processes(unmigrated_db_url: str) -> None:
     try:
         assert current_revision(engine) == head_revision()
         assert len(RunDB(engine).list_runs()) == 2
+    finally:
+        engine.dispose()
+
+
+def test_alarms_are_recorded_with_their_reason(db_url: str) -> None:
+    from tgpcore.qc import Alarm
+
+    engine = open_db(db_url)
+    try:
+        db = RunDB(engine)
+        run_id = _new_run(db)
+        a = Alarm("non_photometric", "register", "NGC2420/p0 V", 0.23, 0.05,
+                  "the same stars are 0.23 mag fainter")
+        assert db.add_alarms(run_id, [a, {**a.to_dict(), "level": "error", "value": float("nan")}]) == 2
+        got = db.alarms(run_id)
+        assert [g["level"] for g in got] == ["warning", "error"]
+        assert got[0]["value"] == 0.23 and got[1]["value"] is None
+        assert "clouds" in got[0]["reason"] and got[0]["message"].startswith("the same stars")
+        with pytest.raises(ValueError):
+            db.add_alarms(run_id, [{**a.to_dict(), "level": "fatal"}])
     finally:
         engine.dispose()

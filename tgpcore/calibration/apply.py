@@ -185,8 +185,6 @@ def calibrate_frame(frame: FrameInput, setup: DetectorSetup, bias: CCDData | Non
     header["EXPTIME"] = (t, "s")
     for a in setup.assumed:
         provenance(header, "assume", a)
-    ccd = CCDData(data, unit=u.electron, header=header, mask=mask,
-                  uncertainty=StdDevUncertainty(sigma))
     good = ~mask
     # QC figures from a grid of about 40 000 unmasked pixels: plenty for a sky level and noise
     # (0.5 % on the noise).
@@ -200,6 +198,13 @@ def calibrate_frame(frame: FrameInput, setup: DetectorSetup, bias: CCDData | Non
     else:
         sky, noise = float("nan"), float("nan")
         notes.append("almost every pixel is masked")
+    header["QCSKYRT"] = (round(float(sky) / t, 4) if t > 0 and np.isfinite(sky) else -1.0,
+                         "QC: sky level (e-/s/px)")
+    header["QCMASKF"] = (round(float(np.count_nonzero(mask)) / mask.size, 6),
+                         "QC: fraction of pixels masked")
+    header["QCCRPIX"] = (n_cr_pixels, "QC: cosmic-ray pixels masked")
+    ccd = CCDData(data, unit=u.electron, header=header, mask=mask,
+                  uncertainty=StdDevUncertainty(sigma))
     qc = {"sky_e": float(sky), "noise_e": noise,
           "sky_e_per_s": float(sky) / t if t > 0 else float("nan"),
           "cosmic_rays": float(n_cr), "cosmic_ray_pixels": float(n_cr_pixels),

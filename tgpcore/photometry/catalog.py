@@ -11,6 +11,7 @@ import numpy as np
 from astropy import units as u
 from astropy.io import fits
 from astropy.table import MaskedColumn, Table, vstack
+from astropy.wcs.utils import proj_plane_pixel_scales
 
 from tgpcore.io.atomic import atomic_path
 from tgpcore.io.checksum import sha256_file
@@ -107,7 +108,14 @@ def measure_stack(path: str, out_path: str, config: dict[str, Any] | None = None
                      "flags": {str(b): n for b, n in F.FLAG_NAMES.items()}})
     write_table(tab, out_path)
     clean = F.is_clean(tab["flags"])
+    flux = np.asarray(tab["flux"], float) if "flux" in tab.colnames else np.zeros(0)
     qc = {"n_stars": float(len(tab)), "fwhm_px": summary["fwhm_px"],
+          "n_negative_flux": float(np.count_nonzero(np.isfinite(flux) & (flux < 0))),
+          "n_pixels_unmasked": float(np.count_nonzero(~mask) if mask is not None
+                                     else data.size),
+          "sky_e_per_s": float(summary.get("bkg_median", np.nan)),
+          "pixel_scale_arcsec": (float(np.mean(proj_plane_pixel_scales(w))) * 3600.0
+                                 if w is not None else float("nan")),
           "apcorr_mag": summary["apcorr"]["mag"], "apcorr_err_mag": summary["apcorr"]["mag_err"],
           "n_clean": float(clean.sum()), "n_psf": float(summary["psf"].get("n_fitted", 0)),
           "bkg_rms": summary["bkg_rms"]}

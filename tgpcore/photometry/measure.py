@@ -282,6 +282,7 @@ def measure_image(data: np.ndarray, error: np.ndarray | None, mask: np.ndarray |
     summary = {"n_stars": len(table), "fwhm_px": float(fwhm), "n_fwhm_stars": n_fwhm,
                "r_ap_px": float(r_ap), "r_in_px": float(r_in), "r_out_px": float(r_out),
                "apcorr": ac.to_dict(), "psf": psf_info, "bkg_rms": bkg.median_rms,
+               "bkg_median": float(np.median(bkg.background)),
                "n_filled_px": n_filled,
                "n_flagged": {name: int(((fl & bit) != 0).sum())
                              for bit, name in F.FLAG_NAMES.items()}}

@@ -27,7 +27,12 @@ class Alignment:
     distance between matched reference stars and the frame's stars mapped through ``matrix``
     (it includes the centroid noise of both). A rejected frame has ``status='rejected'`` and a
     ``reason``. ``correlation`` is the normalised correlation of the band-passed images
-    after shifting, for alignments that used cross-correlation.
+    after shifting, for alignments that used cross-correlation. ``flux_ratio`` is the
+    median flux of the reference frame's bright stars measured in this frame over their flux
+    in the reference frame (same aperture, :func:`flux_ratio`), with its error and the number
+    of stars; ``star_flux`` is each of those stars' flux in this frame (NaN where it could not
+    be measured). With the exposure times, frames of one filter compared star by star say
+    whether the transparency changed.
     """
 
     status: str
@@ -42,6 +47,10 @@ class Alignment:
     n_stars: int = 0
     reason: str | None = None
     correlation: float | None = None
+    flux_ratio: float | None = None
+    flux_ratio_err: float | None = None
+    n_flux: int = 0
+    star_flux: list[float] | None = None
 
     @classmethod
     def from_matrix(cls, matrix: np.ndarray, method: str, **kw: Any) -> Alignment:
@@ -350,3 +359,72 @@ def _check(res: Alignment, max_residual_px: float, max_scale_error: float) -> Al
         res.status = "rejected"
         res.reason = f"scale {res.scale:.4f} differs from 1 by more than {max_scale_error}"
     return res
+
+
+def flux_ratio(data: np.ndarray, mask: np.ndarray | None, ref_data: np.ndarray,
+               ref_mask: np.ndarray | None, ref_xy: np.ndarray, matrix: np.ndarray,
+               radius_px: float, max_stars: int = 60
+               ) -> tuple[float | None, float | None, int, np.ndarray]:
+    """Flux of the same stars in a frame over their flux in the reference frame.
+
+    Parameters
+    ----------
+    data, mask : ndarray
+        The frame and its mask (True = bad).
+    ref_data, ref_mask : ndarray
+        The reference frame and its mask.
+    ref_xy : ndarray (n, 2)
+        Reference stars (brightest first), in reference pixels.
+    matrix : ndarray (3, 3)
+        The frame -> reference transform.
+    radius_px : float
+        Aperture radius (generous: 2.5-3 FWHM, so that seeing changes hardly matter); the
+        background is the median of an annulus 1.5-2.5 radii out.
+    max_stars : int
+        Brightest stars measured.
+
+    Returns
+    -------
+    ratio, error, n, flux
+        Median ratio over stars with no masked pixel in either aperture, its error (from the
+        ratios' robust scatter), and the number of stars ((None, None, n) with fewer than 3);
+        and the frame's flux of each of the ``max_stars`` reference stars (NaN where masked,
+        off the frame or not positive).
+    """
+    from photutils.aperture import ApertureStats, CircularAnnulus, CircularAperture
+
+    xy_ref = np.asarray(ref_xy, float)[:max_stars]
+    if len(xy_ref) < 3:
+        return None, None, 0, np.full(len(xy_ref), np.nan)
+    xy_frame = tf.apply(np.linalg.inv(np.asarray(matrix, float)), xy_ref)
+
+    def measure(img, m, xy):
+        ny, nx = img.shape
+        r_out = 2.5 * radius_px
+        inside = ((xy[:, 0] > r_out) & (xy[:, 0] < nx - 1 - r_out) & (xy[:, 1] > r_out)
+                  & (xy[:, 1] < ny - 1 - r_out))
+        flux = np.full(len(xy), np.nan)
+        if not inside.any():
+            return flux
+        ap = CircularAperture(xy[inside], radius_px)
+        ann = CircularAnnulus(xy[inside], 1.5 * radius_px, r_out)
+        m = np.zeros(img.shape, bool) if m is None else np.asarray(m, bool)
+        bkg = ApertureStats(img, ann, mask=m).median
+        st = ApertureStats(img, ap, mask=m)
+        n_bad = ApertureStats(m.astype(float), ap).sum
+        f = np.asarray(st.sum, float) - np.asarray(bkg, float) * np.asarray(ap.area)
+        f[np.asarray(n_bad) > 0] = np.nan
+        flux[inside] = f
+        return flux
+
+    f_ref = measure(np.asarray(ref_data, float), ref_mask, xy_ref)
+    f = measure(np.asarray(data, float), mask, xy_frame)
+    f = np.where(np.isfinite(f) & (f > 0), f, np.nan)
+    ok = np.isfinite(f) & np.isfinite(f_ref) & (f_ref > 0)
+    n = int(ok.sum())
+    if n < 3:
+        return None, None, n, f
+    r = f[ok] / f_ref[ok]
+    med = float(np.median(r))
+    err = float(1.2533 * 1.4826 * np.median(np.abs(r - med)) / np.sqrt(n))
+    return med, err, n, f

@@ -15,7 +15,13 @@ from astropy.table import Table
 
 from tgpcore.io.checksum import sha256_file
 from tgpcore.io.fits import FLAG_SATURATED, read_ccd, read_flags
-from tgpcore.registration.align import Alignment, align_frame, refine_shifts_static_pattern
+from tgpcore.registration.align import (
+    Alignment,
+    align_frame,
+    flux_ratio,
+    refine_shifts_static_pattern,
+)
+from tgpcore.registration.photscale import photometric_scales
 from tgpcore.registration.stack import StackMember, stack_frames
 from tgpcore.registration.stars import detect_stars, estimate_fwhm
 
@@ -74,6 +80,10 @@ def _stars_payload(stars: Table) -> dict[str, list[float]]:
     return {c: [float(v) for v in stars[c]] for c in ("x", "y", "flux")}
 
 
+#: Aperture radius (in detection FWHM) of the flux ratios between a frame and its reference:
+#: wide, so that a change of seeing between the frames hardly changes the fraction of light
+#: inside.
+FLUX_RATIO_APERTURE_FWHM = 3.0
 #: Detection FWHM used unless the measured one is far from it (see prepare_reference).
 NOMINAL_FWHM_PX = 3.5
 #: ... "far" meaning more than this factor either way.
@@ -145,6 +155,15 @@ def align_to_reference(path: str, reference: dict[str, Any], fwhm_px: float | No
         res = Alignment.from_matrix(np.eye(3), "reference", residual_rms_px=0.0,
                                     n_matched=reference["n_stars"],
                                     n_stars=reference["n_stars"])
+        try:
+            ccd = read_ccd(path)
+            xy = np.column_stack([reference["stars"]["x"], reference["stars"]["y"]])
+            res.flux_ratio, res.flux_ratio_err, res.n_flux, fl = flux_ratio(
+                ccd.data, ccd.mask, ccd.data, ccd.mask, xy, np.eye(3),
+                FLUX_RATIO_APERTURE_FWHM * fwhm_px)
+            res.star_flux = [float(v) for v in fl]
+        except Exception:  # noqa: BLE001 - the fluxes are for QC only
+            pass
         return {"path": path, **res.to_dict()}
     try:
         ccd = read_ccd(path)
@@ -153,6 +172,12 @@ def align_to_reference(path: str, reference: dict[str, Any], fwhm_px: float | No
         stars = find_stars(ccd.data, detection_mask(path, ccd), fwhm_px=fwhm_px)
         res = align_frame(ccd.data, ccd.mask, ref_stars, ref.data, ref.mask, stars=stars,
                           fwhm_px=fwhm_px, max_residual_px=max_residual_px)
+        if res.status == "ok":
+            res.flux_ratio, res.flux_ratio_err, res.n_flux, fl = flux_ratio(
+                ccd.data, ccd.mask, ref.data, ref.mask,
+                np.column_stack([ref_stars["x"], ref_stars["y"]]), np.asarray(res.matrix),
+                FLUX_RATIO_APERTURE_FWHM * fwhm_px)
+            res.star_flux = [float(v) for v in fl]
     except Exception as exc:  # noqa: BLE001 - an unreadable frame is one rejected frame
         res = Alignment(status="rejected", method="none",
                         reason=f"{type(exc).__name__}: {exc}")
@@ -227,7 +252,10 @@ def make_stack(alignments: list[dict[str, Any]], shape: tuple[int, int], out_pat
     if not ok:
         return {"status": "failed", "path": None, "members": [], "rejected": rejected,
                 "reason": "no frame aligned", "frames": [], "qc": {}}
-    res = stack_frames([StackMember(a["path"], a["matrix"]) for a in ok], tuple(shape),
+    exptimes = [float(fits.getheader(a["path"]).get("EXPTIME", 0.0) or 0.0) for a in ok]
+    scales, _, scale_notes = photometric_scales([a.get("star_flux") for a in ok], exptimes)
+    res = stack_frames([StackMember(a["path"], a["matrix"], flux_scale=float(f))
+                        for a, f in zip(ok, scales, strict=True)], tuple(shape),
                        out_path, label=label, **stack_kw)
     by_path = {a["path"]: a for a in ok}
     frames = []
@@ -235,11 +263,14 @@ def make_stack(alignments: list[dict[str, Any]], shape: tuple[int, int], out_pat
         a = by_path[f["path"]]
         frames.append({**f, **{k: a[k] for k in ("method", "shift_x_px", "shift_y_px",
                                                  "rotation_deg", "scale", "residual_rms_px",
-                                                 "n_matched")}})
+                                                 "n_matched")},
+                       **{k: a.get(k) for k in ("flux_ratio", "flux_ratio_err", "n_flux",
+                                                "star_flux")}})
     resid = [a["residual_rms_px"] for a in ok if a["residual_rms_px"] is not None
              and a["method"] != "reference"]
     qc = {**res.qc, "n_rejected": float(len(rejected)),
-          "max_residual_px": float(max(resid)) if resid else 0.0}
+          "max_residual_px": float(max(resid)) if resid else 0.0,
+          "max_flux_scale": float(np.max(scales)) if len(scales) else 1.0}
     return {"status": "ok", "path": res.path, "checksum": sha256_file(res.path),
             "members": [a["path"] for a in ok], "rejected": rejected, "frames": frames,
             "qc": qc}

@@ -34,11 +34,14 @@ from tgpcore.registration.resample import is_identity, sum_variance_factor, warp
 
 @dataclass
 class StackMember:
-    """One frame to stack: its calibrated file and its transform onto the reference grid."""
+    """One frame to stack: its calibrated file, its transform onto the reference grid, and
+    the factor bringing its count rates to the stack's photometric reference
+    (:mod:`tgpcore.registration.photscale`; 1 on a photometric night)."""
 
     path: str
     matrix: Any = field(default_factory=lambda: np.eye(3).tolist())
     exptime_s: float | None = None
+    flux_scale: float = 1.0
 
 
 @dataclass
@@ -195,7 +198,8 @@ def masked_median(a: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def combine_block(d: np.ndarray, v: np.ndarray, bad: np.ndarray, sky: np.ndarray,
                   weights: np.ndarray | None, sigma: float, rel_tol: float,
-                  max_iters: int, pair_tol: float | None = 1.0
+                  max_iters: int, pair_tol: float | None = 1.0,
+                  scale: np.ndarray | None = None, sky_out: float | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Combine a block of rows of n frames.
 
@@ -221,6 +225,15 @@ def combine_block(d: np.ndarray, v: np.ndarray, bad: np.ndarray, sky: np.ndarray
         standard deviation plus ``pair_tol`` times the lower (a cosmic ray's remains are
         always positive; 1.0, a doubled pixel, leaves the two seeings' star profiles alone).
         None: no clipping of pairs.
+    scale : ndarray (n,), optional
+        Each frame's photometric scale: its sky-subtracted values are multiplied by it (and
+        its variance by its square) before clipping and combining.
+    sky_out : float, optional
+        The sky level of the result. The frames are combined sky-subtracted and this level
+        added back, so that a pixel where a frame is clipped or masked keeps the same sky
+        as its neighbours (a frame with a brighter sky left out of one pixel would otherwise
+        leave a hole: the real NGC 2420 V frames' skies differ by 20 %). Default: the mean of
+        the frames' scaled skies with the frame weights (equal weights without them).
 
     Returns
     -------
@@ -229,7 +242,15 @@ def combine_block(d: np.ndarray, v: np.ndarray, bad: np.ndarray, sky: np.ndarray
     """
     used = ~bad
     clipped = np.zeros_like(bad)
+    n = d.shape[0]
+    s = np.ones(n) if scale is None else np.asarray(scale, float)
     rel = d - sky[:, None, None]
+    if scale is not None and np.any(s != 1.0):
+        rel = rel * s[:, None, None]
+        v = v * (s ** 2)[:, None, None]
+    if sky_out is None:
+        wk = np.ones(n) if weights is None else np.asarray(weights, float)
+        sky_out = float(np.sum(wk * sky * s) / np.sum(wk)) if np.sum(wk) > 0 else 0.0
     for _ in range(max_iters):
         n_ok = used.sum(0)
         if not (n_ok >= 3).any():
@@ -257,7 +278,7 @@ def combine_block(d: np.ndarray, v: np.ndarray, bad: np.ndarray, sky: np.ndarray
          else used * weights[:, None, None])
     sw = w.sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(sw > 0, (w * np.where(used, d, 0.0)).sum(0) / sw, 0.0)
+        mean = np.where(sw > 0, (w * np.where(used, rel, 0.0)).sum(0) / sw + sky_out, 0.0)
         var = np.where(sw > 0, (w**2 * np.where(used, v, 0.0)).sum(0) / sw**2, 0.0)
     return mean, var, used, clipped
 
@@ -343,12 +364,18 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
         info, first_header = _prepare(members, shape, work)
         n = len(members)
         sky = np.array([i["sky_e_per_s"] for i in info])
+        fscale = np.array([float(m.flux_scale or 1.0) for m in members])
         weights = None
-        sv = np.array([i["sky_var"] for i in info])
+        sv = np.array([i["sky_var"] for i in info]) * fscale ** 2
         rho = np.array([i["sum_var_factor"] for i in info])
         if weighting == "frame":
             # the sky variance of a star's aperture, not of one (resampled) pixel
             weights = np.where(np.isfinite(sv) & (sv > 0), 1.0 / (sv * rho), 0.0)
+        wk = weights if weights is not None else np.where(np.isfinite(sv) & (sv > 0),
+                                                          1.0 / sv, 1.0)
+        sky_out = float(np.sum(wk * sky * fscale) / np.sum(wk)) if np.sum(wk) > 0 \
+            else float(np.mean(sky * fscale))
+        scaled = bool(np.any(fscale != 1.0))
         per_row = n * nx * 60 * max(1, n_threads)  # bytes per row, temporaries included
         rows = int(max(1, min(ny, mem_budget_mb * 2**20 // per_row)))
         mean = np.zeros(shape, np.float32)
@@ -366,7 +393,8 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
             b = np.stack([p[2] for p in parts])
             del parts
             m, vv, used, clipped = combine_block(d, v, b, sky, weights, sigma, rel_tol,
-                                                 max_iters)
+                                                 max_iters, scale=fscale if scaled else None,
+                                                 sky_out=sky_out)
             mean[r0:r1], var[r0:r1] = m, vv
             expmap[r0:r1] = np.tensordot(t, used, axes=(0, 0))
             return used.sum((1, 2)), clipped.sum((1, 2))
@@ -394,8 +422,19 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
                       "variance of area sums / sum of pixel variances")
     am = [i.get("airmass") for i in info]
     x_eff = effective_airmass(am, weights if weights is not None else t)
+    if scaled:
+        ref = int(np.argmin(np.abs(fscale - 1.0)))
+        hdr["FLXREF"] = (Path(members[ref].path).name[:68], "photometric reference frame")
+        for k, f in enumerate(fscale):
+            if f != 1.0:
+                provenance(hdr, "flxscale", f"{Path(members[k].path).name} x {f:.4f} "
+                                            "(count rates of the same stars)")
+        if am[ref] is not None:
+            # the scaled frames take the reference's transparency, airmass included
+            x_eff = float(am[ref])
     if x_eff is not None:
-        hdr["AIRMASS"] = (round(x_eff, 5), "effective airmass: frame-weighted mean")
+        hdr["AIRMASS"] = (round(x_eff, 5), "effective airmass: frame-weighted mean"
+                          if not scaled else "airmass of the photometric reference frame")
         hdr["AIRMMIN"] = (float(min(am)), "lowest airmass of the stacked frames")
         hdr["AIRMMAX"] = (float(max(am)), "highest airmass of the stacked frames")
     elif "AIRMASS" in hdr:
@@ -416,7 +455,7 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
     for k, i in enumerate(info):
         frames.append({"path": i["path"], "exptime_s": i["exptime_s"],
                        "airmass": i.get("airmass"),
-                       "sky_e_per_s": i["sky_e_per_s"],
+                       "sky_e_per_s": i["sky_e_per_s"], "flux_scale": float(fscale[k]),
                        "weight": float(weights[k] / weights.sum()) if weights is not None
                        and weights.sum() > 0 else None,
                        "good_fraction": i["good_fraction"], "clipped_pixels": int(n_clip[k]),

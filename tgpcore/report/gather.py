@@ -627,4 +627,5 @@ def gather_report(run_dir: str | Path, db: RunDB | None, run_id: str | None = No
     status = g.run_status()
     return Report(title=f"tgp night report — run {run_id} ({status})", run_id=run_id,
                   generated_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-                  alerts=g.alerts(), sections=sections)
+                  alerts=g.alerts(), sections=sections,
+                  alarms=db.alarms(run_id) if db is not None else [])

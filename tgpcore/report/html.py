@@ -31,6 +31,8 @@ section{background:#fff;margin:1.2em 0;padding:.8em 1.2em;border-radius:6px;
 h2{font-size:1.15em;margin:.2em 0 .6em}h3{font-size:1em;margin:1em 0 .3em}
 .alerts{background:#fff4e5;border-left:4px solid #e69500;padding:.6em 1em;margin:1.2em 0}
 .alerts p{margin:.2em 0}
+.alarms{background:#fdecea;border-left:4px solid #c62828;padding:.6em 1em;margin:1.2em 0}
+.alarms li{margin:.3em 0}
 .badge{font-size:.75em;padding:.15em .5em;border-radius:3px;margin-left:.6em;
  vertical-align:middle;font-weight:normal}
 .ok{background:#dff3e4;color:#1b6b32}.bad{background:#fde2e1;color:#a01d16}
@@ -121,6 +123,13 @@ def render_html(report: Report) -> str:
     if report.alerts:
         alerts = ('<div class="alerts"><strong>Not everything was built.</strong>'
                   + "".join(f"<p>{escape(a)}</p>" for a in report.alerts) + "</div>")
+    if report.alarms:
+        alerts = ('<div class="alarms"><strong>Alarms: read these before the science.'
+                  '</strong><ul>'
+                  + "".join(f'<li><b>{escape(a["level"])}</b> [{escape(a["stage"])}] '
+                            f'{escape(str(a["subject"]))}: {escape(a["message"])}'
+                            f'<br><small>{escape(a.get("reason", ""))}</small></li>'
+                            for a in report.alarms) + "</ul></div>" + alerts)
     body = "".join(render_section(s) for s in report.sections)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

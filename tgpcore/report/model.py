@@ -58,6 +58,7 @@ class Report:
     generated_at: str
     alerts: list[str] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
+    alarms: list[dict[str, Any]] = field(default_factory=list)
 
     def figures(self) -> list[Figure]:
         """Every figure of every section, in order."""

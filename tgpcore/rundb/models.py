@@ -38,6 +38,7 @@ PLAN_STATUSES = ("ok", "refused")
 PRODUCT_STATUSES = ("ok", "failed")
 STAGE_STATUSES = ("running", "succeeded", "failed", "skipped", "not_built")
 NIGHT_STATUSES = ("done", "failed", "running")
+ALARM_LEVELS = ("warning", "error")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -223,6 +224,24 @@ class QCMetric(Base):
     key: Mapped[str] = mapped_column(String(128))
     value: Mapped[float | None] = mapped_column(Float)
     unit: Mapped[str | None] = mapped_column(String(32))
+
+
+class AlarmRecord(Base):
+    """An alarm raised by a stage (:class:`tgpcore.qc.alarms.Alarm`)."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (Index(None, "run_id"), _one_of("level", ALARM_LEVELS))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(Text)
+    value: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class CacheEntry(Base):

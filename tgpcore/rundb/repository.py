@@ -23,6 +23,7 @@ from tgpcore.io.checksum import sha256_file
 from tgpcore.rundb.coltypes import utcnow
 from tgpcore.rundb.engine import session_scope
 from tgpcore.rundb.models import (
+    ALARM_LEVELS,
     FRAME_KINDS,
     FRAME_STATUSES,
     MASTER_KINDS,
@@ -31,6 +32,7 @@ from tgpcore.rundb.models import (
     PRODUCT_STATUSES,
     RUN_STATUSES,
     STAGE_STATUSES,
+    AlarmRecord,
     Base,
     CacheEntry,
     Frame,
@@ -498,6 +500,38 @@ class RunDB:
                           else QCMetric.product_id == product_id)
         with self._session() as s:
             return {k: v for k, v in s.execute(stmt.order_by(QCMetric.key))}
+
+    # alarms ---------------------------------------------------------------------------------
+
+    def add_alarms(self, run_id: str, alarms: Iterable[Any]) -> int:
+        """Record alarms (:class:`tgpcore.qc.alarms.Alarm` or dicts with its fields) of a run.
+
+        Returns the number recorded.
+        """
+        rows = []
+        for a in alarms:
+            d = a.to_dict() if hasattr(a, "to_dict") else dict(a)
+            _check(d.get("level", "warning"), ALARM_LEVELS, "alarm level")
+            rows.append({"run_id": run_id, "stage": d["stage"], "code": d["code"],
+                         "level": d.get("level", "warning"), "subject": str(d["subject"]),
+                         "value": _finite(d.get("value")),
+                         "threshold": _finite(d.get("threshold")), "message": d["message"]})
+        if rows:
+            with self._session() as s:
+                s.execute(insert(AlarmRecord), rows)
+        return len(rows)
+
+    def alarms(self, run_id: str) -> list[dict[str, Any]]:
+        """The alarms of a run, oldest first, as dicts (with each alarm's reason)."""
+        from tgpcore.qc.alarms import AlarmThresholds
+
+        with self._session() as s:
+            recs = list(s.scalars(select(AlarmRecord).where(AlarmRecord.run_id == run_id)
+                                  .order_by(AlarmRecord.id)))
+            out = [_as_dict(r) for r in recs]
+        for d in out:
+            d["reason"] = AlarmThresholds.reasons.get(d["code"], "")
+        return out
 
     # cache ----------------------------------------------------------------------------------
 

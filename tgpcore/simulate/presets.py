@@ -174,7 +174,7 @@ PRESETS: dict[str, SimPreset] = {
     "realsky": SimPreset(
         name="realsky", nx=256, ny=256, n_overscan=0, read_noise_e=5.0, bias_drift_adu=0.0,
         pickup_noise_e=8.66, header_read_noise_factor=1.0,
-        n_dead_columns=1, n_low_columns=1, n_dust_donuts=2, cr_rate_per_cm2_s=0.5,
+        n_dead_columns=1, n_low_columns=1, n_dust_donuts=2, cr_rate_per_cm2_s=0.05,
         n_bias=2, dark_exptimes_s=(), n_dark_per_exptime=0, n_flat_per_filter=1,
         dark_current_e_per_s=0.002, hot_pixel_fraction=0.0005,
         long_exptime_s=_ubv(60.0, 30.0, 20.0), short_exptime_s=3.0,
