@@ -53,14 +53,13 @@ def _needed(best: Candidate | None, n_det: int, ref: np.ndarray, shape: tuple[in
             tight_px: float, min_matches: int) -> int:
     """Stars a candidate must match within the tight tolerance to be believed.
 
-    At least ``min_matches``; 12, or half the detections when there are fewer than 24; and
-    well above what chance gives where the reference is dense: ``lam + 5 sqrt(lam) + 1``
-    with ``lam`` three times the expected number of chance coincidences (detections x
-    reference stars on the image x tolerance area / image area; three for the freedom of the
-    affine refinement).
+    At least ``min_matches``, and well above what chance gives where the reference is dense:
+    ``lam + 5 sqrt(lam) + 1`` with ``lam`` three times the expected number of chance
+    coincidences (detections x reference stars on the image x tolerance area / image area;
+    three for the freedom of the affine refinement).
     """
     ny, nx = shape
-    base = max(min_matches, min(12, -(-n_det // 2)))
+    base = min_matches
     if best is None or best.a is None:
         return base
     c = np.array([(nx - 1) / 2.0, (ny - 1) / 2.0])
@@ -122,9 +121,9 @@ def solve_with_catalogue(xy: np.ndarray, shape: tuple[int, int], ra: np.ndarray,
         simulator's camera), 1 = mirrored.
     min_matches : int
         Fewer matched stars means failure. A solution must match within the tight
-        tolerance at least 12 stars (half the detections, when there are fewer than 24),
-        well above the chance coincidences the reference's density allows, and twice as many
-        as any other distinct candidate (:func:`_needed`).
+        tolerance at least that many stars, well above the chance coincidences the
+        reference's density allows (:func:`_needed`), and twice as many (plus 2) as any
+        other distinct candidate that matches ``min_matches``.
     sip_degree : int, optional
         Distortion: None (default) chooses the degree by cross-validation, up to
         ``max_sip_degree``; 1 (or 0) fits a plain TAN; k >= 2 at most that SIP degree.
