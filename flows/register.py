@@ -427,11 +427,15 @@ def _solve_all(session: RunSession, params: RegisterParams, registration: Regist
                     ("; failed: " + "; ".join(f"{k}: {v}" for k, v in out.failed.items()))
                     if out.failed else "")
         rows = [{"stack": k, "solver": v["solver"], "solved_on": v["solved_on"],
-                 "matched": v["n_matched"], "rms_arcsec": round(v["rms_arcsec"] or 0.0, 4)}
+                 "matched": v["n_matched"], "rms_arcsec": round(v["rms_arcsec"] or 0.0, 4),
+                 "sip_degree": v.get("sip_degree") or "TAN",
+                 "residual_plot": v.get("residual_plot") or ""}
                 for k, v in out.solutions.items()]
         md = [f"# Plate solving: {len(out.solutions)}/{len(registration.stacks)} stacks", ""]
         md += [f"- `{r['stack']}`: {r['solver']} on `{r['solved_on']}`, {r['matched']} stars, "
-               f"RMS {r['rms_arcsec']}\"" for r in rows]
+               f"RMS {r['rms_arcsec']}\", distortion {r['sip_degree']}"
+               + (f" (residuals: `{r['residual_plot']}`)" if r["residual_plot"] else "")
+               for r in rows]
         md += [f"- `{k}` not solved: {v}" for k, v in out.failed.items()]
         create_markdown_artifact("\n".join(md), key="astrometry-summary")
         if rows:
@@ -533,7 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         sol = result["solve"]["solutions"].get(sid)
         print(f"{sid}: {len(st['members'])} frames -> {st['path']}"
               + (f"; WCS by {sol['solver']} ({sol['n_matched']} stars, "
-                 f"{sol['rms_arcsec']:.3f}\" RMS)" if sol else "; not solved"))
+                 f"{sol['rms_arcsec'] or 0:.3f}\" RMS, SIP degree {sol.get('sip_degree')})"
+                 if sol else "; not solved"))
     for mid, m in result["mosaic"]["mosaics"].items():
         print(f"mosaic {mid}: {m['path']}")
     return 0

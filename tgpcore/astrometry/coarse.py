@@ -40,6 +40,7 @@ class Candidate:
     a: np.ndarray | None = None
     b: np.ndarray | None = None
     n_tight: int = 0
+    valid: bool = False
     i: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     j: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
 
@@ -52,14 +53,14 @@ class Candidate:
 def _cluster_score(off: np.ndarray, dz: np.ndarray | None, half_bin: float,
                    half_mag: float) -> tuple[int, np.ndarray]:
     """The most pairs whose offsets agree within ``half_bin`` (and ``dz`` within ``half_mag``)
-    of one of them; returns that count and the median offset of the group."""
+    of one of them; returns that count and the mean offset of the group."""
     count, t, _ = _cluster(off, dz, half_bin, half_mag)
     return count, t
 
 
 def _cluster_score_mag(off: np.ndarray, dz: np.ndarray, half_bin: float, half_mag: float
                        ) -> tuple[int, np.ndarray, float]:
-    """As :func:`_cluster_score` with the zero-point constraint; also the group's median
+    """As :func:`_cluster_score` with the zero-point constraint; also the group's mean
     zero point."""
     return _cluster(off, dz, half_bin, half_mag)
 
@@ -75,8 +76,8 @@ def _cluster(off: np.ndarray, dz: np.ndarray | None, half_bin: float, half_mag: 
         close &= np.abs(dz[:, None] - dz[None, :]) <= half_mag
     counts = close.sum(axis=1)
     k = int(np.argmax(counts))
-    z = float(np.median(dz[close[k]])) if dz is not None else float("nan")
-    return int(counts[k]), np.median(off[close[k]], axis=0), z
+    z = float(dz[close[k]].mean()) if dz is not None else float("nan")
+    return int(counts[k]), off[close[k]].mean(axis=0), z
 
 
 def _level(h: np.ndarray, uniform_filter, block: int = 4) -> np.ndarray:
@@ -172,12 +173,13 @@ def vote(img: np.ndarray, ref: np.ndarray, thetas: np.ndarray, parity: int,
         level = _level(h, uniform_filter)
         win = h[:-1, :-1] + h[1:, :-1] + h[:-1, 1:] + h[1:, 1:]
         lev = level[:-1, :-1] + level[1:, :-1] + level[:-1, 1:] + level[1:, 1:]
-        sig = ((win - lev) / np.sqrt(lev + 1.0)).ravel()
-        k = min(n_windows, sig.size)
-        top = np.argpartition(sig, -k)[-k:]
-        top = top[win.ravel()[top] >= 2]
+        # windows with at least two pairs (argpartition degenerates on the many empty ones)
+        top = np.flatnonzero(win.ravel() >= 2)
         if len(top) == 0:
             continue
+        sig = ((win.ravel()[top] - lev.ravel()[top]) / np.sqrt(lev.ravel()[top] + 1.0))
+        if len(top) > n_windows:
+            top = top[np.argpartition(sig, -n_windows)[-n_windows:]]
         wx, wy = np.unravel_index(top, win.shape)
         cells = np.zeros((nb, nb), bool)
         for dx in (0, 1):
@@ -266,6 +268,19 @@ def refine(src: np.ndarray, ref: np.ndarray, tree: cKDTree, cand: Candidate, tol
     return cand
 
 
+def same_as_any(cand: Candidate, refined: list[Candidate], corners: np.ndarray, tol: float
+                ) -> bool:
+    """True when a pose maps the image corners within ``tol`` of any refined candidate's."""
+    done = [c for c in refined if c.a is not None]
+    if not done:
+        return False
+    p = corners @ cand.a.T + cand.b
+    a = np.stack([c.a for c in done])
+    b = np.stack([c.b for c in done])
+    q = np.einsum("kj,nij->nki", corners, a) + b[:, None, :]
+    return bool(np.any(np.max(np.hypot(*(q - p[None]).transpose(2, 0, 1)), axis=1) <= tol))
+
+
 def same_solution(c1: Candidate, c2: Candidate, corners: np.ndarray, tol: float) -> bool:
     """True when two refined candidates map the image corners within ``tol`` of each other."""
     if c1.a is None or c2.a is None:
@@ -287,15 +302,19 @@ def _shared(c1: Candidate, c2: Candidate) -> bool:
 
 
 def distinct_best(cands: list[Candidate], corners: np.ndarray, tol: float
-                  ) -> tuple[Candidate | None, int]:
-    """The refined candidate matching most stars, and the most matched by any candidate that
-    is a different solution (neither mapping the corners within ``tol`` of it nor sharing
-    most of its pairs; 0 when there is none)."""
+                  ) -> tuple[Candidate | None, int, int]:
+    """The valid refined candidate matching most stars; the most matched by any other valid
+    candidate that is a different solution (neither mapping the corners within ``tol`` of it
+    nor sharing most of its pairs); and the same over every refined candidate, valid or not
+    (0 when there is none)."""
     done = [c for c in cands if c.a is not None]
-    if not done:
-        return None, 0
-    best = max(done, key=lambda c: c.n_tight)
-    second = max((c.n_tight for c in done
-                  if not same_solution(c, best, corners, tol) and not _shared(c, best)),
-                 default=0)
-    return best, second
+    valid = [c for c in done if c.valid]
+    if not valid:
+        return None, 0, max((c.n_tight for c in done), default=0)
+    best = max(valid, key=lambda c: c.n_tight)
+    others = [c for c in done
+              if c is not best and not same_solution(c, best, corners, tol)
+              and not _shared(c, best)]
+    second = max((c.n_tight for c in others if c.valid), default=0)
+    second_all = max((c.n_tight for c in others), default=0)
+    return best, second, second_all

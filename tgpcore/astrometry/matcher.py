@@ -32,14 +32,18 @@ from tgpcore.astrometry.coarse import (
     distinct_best,
     match_tree,
     refine,
-    same_solution,
+    same_as_any,
     vote,
 )
 from tgpcore.astrometry.distortion import PlateFit, fit_plate, tangent
 from tgpcore.astrometry.solution import Solution, wcs_rms_arcsec
 
-#: The best candidate must match this many times more stars than any other distinct one.
+#: The best candidate must match this many times more stars (plus 2) than any other distinct
+#: one that matches ``min_matches``.
 DISTINCT_RATIO = 2.0
+#: A candidate matching fewer stars is only believed after the whole search (see
+#: ``believed`` in :func:`solve_with_catalogue`).
+STRONG = 12
 
 
 def _near_similarity(a: np.ndarray, scale_tolerance: float) -> bool:
@@ -69,6 +73,26 @@ def _needed(best: Candidate | None, n_det: int, ref: np.ndarray, shape: tuple[in
                     & (img[:, 1] <= ny - 1)))
     lam = 3.0 * n_det * on * np.pi * tight_px**2 / (nx * ny)
     return int(max(base, np.ceil(lam + 5.0 * np.sqrt(lam) + 1.0)))
+
+
+def _zero_point_scatter(best: Candidate, img_mag: np.ndarray, mag_n: np.ndarray) -> float:
+    """Robust scatter (mag) of ``ref mag - instrumental mag`` over a candidate's matched
+    stars (NaN with fewer than 4 having both)."""
+    dz = mag_n[best.j] - img_mag[best.i]
+    dz = dz[np.isfinite(dz)]
+    if len(dz) < 4:
+        return float("nan")
+    return float(1.4826 * np.median(np.abs(dz - np.median(dz))))
+
+
+def _null_scatter(img_mag: np.ndarray, mag_n: np.ndarray) -> float:
+    """The same scatter for chance pairs: every detection's magnitude against every
+    reference star's (their spreads combined)."""
+    a, b = img_mag[np.isfinite(img_mag)], mag_n[np.isfinite(mag_n)]
+    if len(a) < 2 or len(b) < 2:
+        return float("nan")
+    mad = lambda v: 1.4826 * np.median(np.abs(v - np.median(v)))  # noqa: E731
+    return float(np.hypot(mad(a), mad(b)))
 
 
 def _convincing(best: Candidate | None, second: int, needed: int) -> bool:
@@ -184,14 +208,30 @@ def solve_with_catalogue(xy: np.ndarray, shape: tuple[int, int], ra: np.ndarray,
         else [search_radius_arcmin]
     depths = _depths(len(xy), n_image)
     refined: list[Candidate] = []
-    best, second, stopped = None, 0, False
+    best, second, second_all, stopped = None, 0, 0, False
 
     def out_of_time() -> bool:
         return time_limit_s is not None and time.perf_counter() - t0 > time_limit_s
 
-    def believed() -> bool:
-        return _convincing(best, second, _needed(best, len(xy), ref_n, shape, tight_px,
-                                                 min_matches))
+    def believed(strong: bool) -> bool:
+        """A strong candidate is taken at once; a weak one (fewer than ``STRONG`` stars)
+        only after the whole search, when it also stands 3 stars above every other
+        candidate and its stars share a zero point (with magnitudes)."""
+        if best is None:
+            return False
+        need = _needed(best, len(xy), ref_n, shape, tight_px, min_matches)
+        if not _convincing(best, second, need):
+            return False
+        if best.n_tight >= max(need, STRONG):
+            return True
+        if strong:
+            return False
+        if best.n_tight < second_all + 3:
+            return False
+        if img_mag is None:
+            return True
+        zp, null = _zero_point_scatter(best, img_mag, mag_n), _null_scatter(img_mag, mag_n)
+        return bool(np.isfinite(zp) and zp <= 0.5 * null) or not np.isfinite(zp)
 
     for radius in radii:
         r_px = radius * 60.0 / scale_arcsec + half_diag
@@ -224,27 +264,31 @@ def solve_with_catalogue(xy: np.ndarray, shape: tuple[int, int], ra: np.ndarray,
                 todo += sorted(cands, key=lambda q: -q.score)[:n_poses]
             for cand in todo:
                 cand.a, cand.b = cand.matrix(), np.asarray(cand.t, float)
-                if any(same_solution(cand, r, corners, bin_px) for r in refined):
+                if same_as_any(cand, refined, corners, bin_px):
                     continue
                 refine(src, ref_n, tree, cand, bin_px, tight_px, min_matches)
-                if cand.n_tight < min_matches or not _near_similarity(cand.a, scale_tolerance):
-                    cand.n_tight = 0
+                cand.valid = (cand.n_tight >= min_matches
+                              and _near_similarity(cand.a, scale_tolerance))
                 refined.append(cand)
-            best, second = distinct_best([r for r in refined if r.n_tight > 0], corners,
-                                         2.0 * tight_px)
-            if believed():
+            best, second, second_all = distinct_best(refined, corners, 2.0 * tight_px)
+            if believed(strong=True):
                 break
             if out_of_time():
                 stopped = True
                 break
-        if stopped or believed():
+        if stopped or believed(strong=True):
             break
-    if not believed():
+    if not believed(strong=False):
         got = best.n_tight if best is not None else 0
         need = _needed(best, len(xy), ref_n, shape, tight_px, min_matches)
         why = (f"best candidate matched {got} stars within {tight_px:.1f} px, the next "
-               f"distinct one {second}; a solution needs >= {need} and "
-               f"{DISTINCT_RATIO:g}x the next")
+               f"distinct one {second_all}; a solution needs >= {need} (>= {STRONG} to be "
+               f"taken at once), {DISTINCT_RATIO:g}x plus 2 of any other that matches "
+               f">= {min_matches}")
+        if best is not None and best.n_tight < STRONG and img_mag is not None:
+            why += (f", and a zero point common to the matched stars (scatter "
+                    f"{_zero_point_scatter(best, img_mag, mag_n):.2f} mag against "
+                    f"{_null_scatter(img_mag, mag_n):.2f} for chance pairs)")
         if stopped:
             why += f" (search stopped after {time_limit_s:g} s)"
         return Solution.failed("catalogue", f"no convincing match ({why})")
