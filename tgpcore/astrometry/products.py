@@ -205,11 +205,14 @@ def solve_image(path: str, scale_arcsec: float, hint_ra: float | None, hint_dec:
                            "fwhm_px": round(float(fwhm_px), 3), "fwhm_source": fwhm_source}
     if sol.ok and sol.residuals is None and ref is not None and len(ref) and len(stars):
         # a solution from outside (solve-field, nova): measured against the reference too
-        ra, dec = at_epoch(ref, req.epoch_jyear)
-        chk = check_wcs(sol.wcs, req.xy, ra, dec, ccd.shape, scale_arcsec)
-        sol.residuals, sol.n_matched, sol.rms_arcsec = (chk["residuals"], chk["n_matched"],
-                                                        chk["rms_arcsec"])
-        out.update(n_matched=sol.n_matched, rms_arcsec=sol.rms_arcsec)
+        try:
+            ra, dec = at_epoch(ref, req.epoch_jyear)
+            chk = check_wcs(sol.wcs, req.xy, ra, dec, ccd.shape, scale_arcsec)
+            sol.residuals, sol.n_matched, sol.rms_arcsec = (chk["residuals"], chk["n_matched"],
+                                                            chk["rms_arcsec"])
+            out.update(n_matched=sol.n_matched, rms_arcsec=sol.rms_arcsec)
+        except Exception as exc:  # noqa: BLE001 - a measurement never loses a solution
+            out["check_error"] = f"{type(exc).__name__}: {exc}"
     if sol.ok:
         hdr = wcs_header(sol.wcs)
         if sol.rms_arcsec is not None:
@@ -226,10 +229,13 @@ def solve_image(path: str, scale_arcsec: float, hint_ra: float | None, hint_dec:
         if plot_path is not None and sol.residuals:
             from tgpcore.plots.astrometry import astrometry_figure
 
-            out["residual_plot"] = str(astrometry_figure(
-                sol.residuals, ccd.shape, plot_path, title=Path(path).stem,
-                rms_arcsec=sol.rms_arcsec, sip_degree=sol.sip_degree,
-                scale_arcsec=scale_arcsec))
+            try:
+                out["residual_plot"] = str(astrometry_figure(
+                    sol.residuals, ccd.shape, plot_path, title=Path(path).stem,
+                    rms_arcsec=sol.rms_arcsec, sip_degree=sol.sip_degree,
+                    scale_arcsec=scale_arcsec))
+            except Exception as exc:  # noqa: BLE001 - a figure never loses a solution
+                out["plot_error"] = f"{type(exc).__name__}: {exc}"
     return out
 
 
