@@ -48,7 +48,7 @@ from tasks.register import (
 )
 from tgpcore import __version__
 from tgpcore.astrometry.products import write_wcs
-from tgpcore.instruments import load_profile
+from tgpcore.instruments import resolve_profile
 from tgpcore.io.atomic import atomic_path
 from tgpcore.io.checksum import product_key, sha256_file
 from tgpcore.qc import registration_alarms
@@ -257,10 +257,16 @@ def run_register_stage(session: RunSession, params: RegisterParams,
     return out
 
 
+def _profile(params: RegisterParams, recorded: str | None):
+    """The instrument profile of a stack: the one the user gave (name or TOML file) wins
+    over the name the inventory recorded (which, for a user's file, is no packaged name)."""
+    return resolve_profile(params.profile, recorded)
+
+
 def _scale(params: RegisterParams, profile: str | None) -> float:
     if params.pixel_scale_arcsec:
         return float(params.pixel_scale_arcsec)
-    prof = load_profile(profile or params.profile or "generic")
+    prof = _profile(params, profile)
     scale = prof.detector.get("pixel_scale_arcsec")
     if not scale:
         raise ValueError(f"profile {prof.name!r} has no pixel_scale_arcsec; set "
@@ -270,10 +276,14 @@ def _scale(params: RegisterParams, profile: str | None) -> float:
 
 @dataclass
 class SolveOutcome:
-    """Plate solutions: stack id -> solver, matched stars, RMS, frame ``.wcs`` files."""
+    """Plate solutions: stack id -> solver, matched stars, RMS, distortion degree, residual
+    figure, frame ``.wcs`` files. ``status`` is 'failed' (with ``message``) when stacks were
+    there but none solved."""
 
     solutions: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    status: str = "succeeded"
+    message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data."""
@@ -282,7 +292,7 @@ class SolveOutcome:
 
 def _orientation(params: RegisterParams, profile: str | None) -> tuple[float | None, int | None]:
     try:
-        det = load_profile(profile or params.profile or "generic").detector
+        det = _profile(params, profile).detector
     except Exception:  # noqa: BLE001 - no profile, no orientation prior
         return None, None
     rot, par = det.get("rotation_deg"), det.get("parity")
@@ -299,7 +309,6 @@ def run_solve_stage(session: RunSession, params: RegisterParams,
     ``rotation_deg`` and ``parity`` (orientation prior of the catalogue solver).
     """
     logger = get_run_logger()
-    db, run_id = session.db, session.run_id
     out = SolveOutcome()
     timeouts = {"header": 5.0, "catalogue": 60.0, "solve-field": 120.0, "nova": 300.0}
     by_pointing: dict[str, list[str]] = {}
@@ -309,15 +318,44 @@ def run_solve_stage(session: RunSession, params: RegisterParams,
         sids.sort(key=lambda k: (registration.stacks[k]["exposure_class"] != "long",
                                  -len(registration.stacks[k]["members"]), k))
 
+    references = _references(params)
+    plot_dir = session.run_dir / "plots"
+
     def submit(sid: str):
         st = registration.stacks[sid]
         scale = _scale(params, st.get("profile"))
         rot, par = _orientation(params, st.get("profile"))
         ra, dec = st.get("hint") or (None, None)
-        return solve_task.submit(st["path"], scale, ra, dec, params.reference_catalog,
-                                 params.solvers, timeouts, params.search_radius_arcmin,
-                                 rot, par)
+        plot = str(plot_dir / f"astrometry_{Path(st['path']).stem}.png")
+        return solve_task.submit(st["path"], scale, ra, dec, references, params.solvers,
+                                 timeouts, params.search_radius_arcmin, rot, par,
+                                 st.get("fwhm_px"), plot)
 
+    try:
+        _solve_all(session, params, registration, out, by_pointing, submit, logger)
+    except NothingSolved as exc:
+        out.status, out.message = "failed", str(exc)
+        logger.error("solve failed: %s", exc)
+    return out
+
+
+class NothingSolved(RuntimeError):
+    """A solve stage that solved no stack (recorded as failed, with the reasons)."""
+
+
+def _references(params: RegisterParams) -> list[str] | None:
+    """The plate solver's references: the reference catalogue and the run's Gaia table (a
+    full run's ``gaia_file``), Gaia first -- it is the more precise and, for a member list,
+    the denser in a cluster core; the solver combines them."""
+    refs = [r for r in (getattr(params, "gaia_file", None), params.reference_catalog) if r]
+    refs = list(dict.fromkeys(refs))
+    return refs or None
+
+
+def _solve_all(session: RunSession, params: RegisterParams, registration: RegistrationOutcome,
+               out: SolveOutcome, by_pointing: dict[str, list[str]], submit, logger) -> None:
+    """The body of :func:`run_solve_stage` inside its recorded stage."""
+    db, run_id = session.db, session.run_id
     with recorded_stage(session, "solve") as counters:
         solved: dict[str, tuple[str, dict[str, Any]]] = {}  # pointing -> (sid, solution)
         reasons: dict[str, list[str]] = {p: [] for p in by_pointing}
@@ -357,6 +395,10 @@ def run_solve_stage(session: RunSession, params: RegisterParams,
                 out.solutions[sid] = {"path": st["path"], "solver": sol["solver"],
                                       "solved_on": src_sid, "n_matched": sol["n_matched"],
                                       "rms_arcsec": sol["rms_arcsec"],
+                                      "n_rejected": sol.get("n_rejected"),
+                                      "sip_degree": sol.get("sip_degree"),
+                                      "cv_arcsec": sol.get("cv_arcsec"),
+                                      "residual_plot": sol.get("residual_plot"),
                                       "attempts": sol["attempts"]}
                 pkey = product_key("wcs", {"stack": checksum}, {"solvers": params.solvers},
                                    __version__)
@@ -365,7 +407,9 @@ def run_solve_stage(session: RunSession, params: RegisterParams,
                                                                 "solved_on": src_sid},
                                         __version__)
                 db.add_qc(run_id, {"wcs_matched_stars": float(sol["n_matched"]),
-                                   "wcs_rms_arcsec": sol["rms_arcsec"]}, product_id=pid)
+                                   "wcs_rms_arcsec": sol["rms_arcsec"],
+                                   "wcs_sip_degree": float(sol.get("sip_degree") or 1)},
+                          product_id=pid)
                 ok = [(raw, a) for raw, a in st["alignments"].items() if a["status"] == "ok"]
                 wdir = session.run_dir / "stacks" / "wcs"
                 paths = [str(wdir / f"{Path(raw).name.split('.')[0]}.wcs") for raw, _ in ok]
@@ -383,16 +427,22 @@ def run_solve_stage(session: RunSession, params: RegisterParams,
                     ("; failed: " + "; ".join(f"{k}: {v}" for k, v in out.failed.items()))
                     if out.failed else "")
         rows = [{"stack": k, "solver": v["solver"], "solved_on": v["solved_on"],
-                 "matched": v["n_matched"], "rms_arcsec": round(v["rms_arcsec"] or 0.0, 4)}
+                 "matched": v["n_matched"], "rms_arcsec": round(v["rms_arcsec"] or 0.0, 4),
+                 "sip_degree": v.get("sip_degree") or "TAN",
+                 "residual_plot": v.get("residual_plot") or ""}
                 for k, v in out.solutions.items()]
         md = [f"# Plate solving: {len(out.solutions)}/{len(registration.stacks)} stacks", ""]
         md += [f"- `{r['stack']}`: {r['solver']} on `{r['solved_on']}`, {r['matched']} stars, "
-               f"RMS {r['rms_arcsec']}\"" for r in rows]
+               f"RMS {r['rms_arcsec']}\", distortion {r['sip_degree']}"
+               + (f" (residuals: `{r['residual_plot']}`)" if r["residual_plot"] else "")
+               for r in rows]
         md += [f"- `{k}` not solved: {v}" for k, v in out.failed.items()]
         create_markdown_artifact("\n".join(md), key="astrometry-summary")
         if rows:
             create_table_artifact(rows, key="astrometry-stacks", description="Plate solutions")
-    return out
+        if registration.stacks and not out.solutions:
+            raise NothingSolved(f"no stack solved (0 of {len(registration.stacks)}): "
+                                + "; ".join(f"{k}: {v}" for k, v in out.failed.items()))
 
 
 @dataclass
@@ -487,7 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         sol = result["solve"]["solutions"].get(sid)
         print(f"{sid}: {len(st['members'])} frames -> {st['path']}"
               + (f"; WCS by {sol['solver']} ({sol['n_matched']} stars, "
-                 f"{sol['rms_arcsec']:.3f}\" RMS)" if sol else "; not solved"))
+                 f"{sol['rms_arcsec'] or 0:.3f}\" RMS, SIP degree {sol.get('sip_degree')})"
+                 if sol else "; not solved"))
     for mid, m in result["mosaic"]["mosaics"].items():
         print(f"mosaic {mid}: {m['path']}")
     return 0

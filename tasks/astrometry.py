@@ -12,13 +12,16 @@ from tgpcore.astrometry import frame_wcs, solve_image
 
 @task(name="solve-stack", cache_policy=NO_CACHE, description="Plate-solve one stack (cascade)")
 def solve_task(path: str, scale_arcsec: float, hint_ra: float | None, hint_dec: float | None,
-               reference: str | None, steps: list[str], timeouts: dict[str, float],
+               reference: str | list[str] | None, steps: list[str], timeouts: dict[str, float],
                search_radius_arcmin: float, rotation_deg: float | None = None,
-               parity: int | None = None) -> dict[str, Any]:
-    """Run :func:`tgpcore.astrometry.solve_image` (writes the WCS into the stack)."""
+               parity: int | None = None, fwhm_px: float | None = None,
+               plot_path: str | None = None) -> dict[str, Any]:
+    """Run :func:`tgpcore.astrometry.solve_image` (writes the WCS into the stack and, with a
+    reference, the residual figure to ``plot_path``)."""
     return solve_image(path, scale_arcsec, hint_ra, hint_dec, reference, steps=tuple(steps),
                        timeouts=timeouts, search_radius_arcmin=search_radius_arcmin,
-                       rotation_deg=rotation_deg, parity=parity)
+                       rotation_deg=rotation_deg, parity=parity, fwhm_px=fwhm_px,
+                       plot_path=plot_path)
 
 
 @task(name="frame-wcs", cache_policy=NO_CACHE, description="Carry a stack's WCS to its frames")

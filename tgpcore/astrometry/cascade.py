@@ -16,7 +16,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from tgpcore.astrometry.catalog import at_epoch, brightest_first, magnitude_column
-from tgpcore.astrometry.matcher import solve_with_catalogue
+from tgpcore.astrometry.matcher import check_wcs, solve_with_catalogue
 from tgpcore.astrometry.solution import Solution, header_wcs
 
 STEPS: tuple[str, ...] = ("header", "catalogue", "solve-field", "nova")
@@ -29,7 +29,8 @@ class SolveRequest:
     ``xy`` are detected stars (0-based, brightest first); ``hint_ra``/``hint_dec`` the
     approximate centre in J2000 degrees (None if unknown); ``epoch_jyear`` the epoch of the
     observation (for catalogue proper motions); ``image_path`` a FITS file of the image for
-    external solvers.
+    external solvers; ``time_limit_s`` is set by :func:`solve` from the step's timeout so
+    that a search stops by itself before it is abandoned.
     """
 
     xy: np.ndarray
@@ -44,13 +45,30 @@ class SolveRequest:
     search_radius_arcmin: float = 30.0
     flux: np.ndarray | None = None
     options: dict = field(default_factory=dict)
+    time_limit_s: float | None = None
 
 
 def _header_step(req: SolveRequest) -> Solution:
+    """A valid header WCS; with a reference catalogue it must also match its stars (a
+    telescope's approximate WCS, or one of another image, is not a solution)."""
     w = header_wcs(req.header, req.scale_arcsec)
     if w is None:
         return Solution.failed("header", "no valid celestial WCS in the header")
-    return Solution(ok=True, solver="header", wcs=w, notes=["WCS taken from the header"])
+    sip = w.sip.a_order if w.sip is not None else None
+    if req.reference is None or len(req.reference) == 0 or len(req.xy) == 0:
+        return Solution(ok=True, solver="header", wcs=w, sip_degree=sip,
+                        notes=["WCS taken from the header (not checked: no reference)"])
+    ra, dec = at_epoch(req.reference, req.epoch_jyear)
+    chk = check_wcs(w, req.xy, ra, dec, req.shape, req.scale_arcsec)
+    if chk["confirmed"] is False:
+        return Solution.failed("header", f"the header WCS does not fit the reference: "
+                               f"{chk['n_matched']} of {chk['n_in_field']} catalogue stars "
+                               "on the image matched")
+    note = ("WCS taken from the header, checked against the reference" if chk["confirmed"]
+            else "WCS taken from the header (too few reference stars on the image to check)")
+    return Solution(ok=True, solver="header", wcs=w, n_matched=chk["n_matched"],
+                    rms_arcsec=chk["rms_arcsec"], sip_degree=sip,
+                    residuals=chk["residuals"], notes=[note])
 
 
 def _catalogue_step(req: SolveRequest) -> Solution:
@@ -61,11 +79,14 @@ def _catalogue_step(req: SolveRequest) -> Solution:
     ref = brightest_first(req.reference)
     ra, dec = at_epoch(ref, req.epoch_jyear)
     mcol = magnitude_column(ref)
+    opts = dict(req.options.get("catalogue", {}))
+    if req.time_limit_s is not None:
+        opts.setdefault("time_limit_s", req.time_limit_s)
     return solve_with_catalogue(req.xy, req.shape, ra, dec, req.hint_ra, req.hint_dec,
                                 req.scale_arcsec,
                                 search_radius_arcmin=req.search_radius_arcmin,
                                 flux=req.flux, mag=None if mcol is None else ref[mcol],
-                                **req.options.get("catalogue", {}))
+                                **opts)
 
 
 def _solve_field_step(req: SolveRequest) -> Solution:
@@ -110,6 +131,7 @@ def solve(req: SolveRequest, steps: tuple[str, ...] = STEPS,
     last = Solution.failed("none", "no solver tried")
     for name in steps:
         t0 = time.perf_counter()
+        req.time_limit_s = 0.8 * limits[name]
         pool = cf.ThreadPoolExecutor(max_workers=1)
         fut = pool.submit(SOLVERS[name], req)
         try:

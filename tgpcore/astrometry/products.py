@@ -12,7 +12,8 @@ from astropy.table import Table
 from astropy.time import Time
 
 from tgpcore.astrometry.cascade import STEPS, SolveRequest, solve
-from tgpcore.astrometry.catalog import read_reference
+from tgpcore.astrometry.catalog import at_epoch, combine_references, read_reference
+from tgpcore.astrometry.matcher import check_wcs
 from tgpcore.astrometry.solution import carry_wcs, wcs_header
 from tgpcore.io.atomic import atomic_path
 from tgpcore.io.checksum import sha256_file
@@ -21,7 +22,7 @@ from tgpcore.registration.stars import detect_stars, windowed_centroids
 
 WCS_PREFIXES = ("CTYPE", "CRVAL", "CRPIX", "CDELT", "CD1_", "CD2_", "PC1_", "PC2_", "CUNIT",
                 "A_", "B_", "AP_", "BP_", "LONPOLE", "LATPOLE", "WCSAXES", "RADESYS",
-                "EQUINOX", "MJDREF", "CROTA")
+                "EQUINOX", "MJDREF", "CROTA", "ASTRMS", "ASTNSTAR", "ASTDEG")
 
 
 def _strip_wcs(header: fits.Header) -> None:
@@ -101,12 +102,26 @@ def detect_for_solving(data: np.ndarray, mask: np.ndarray | None, fwhm_px: float
                   "flux": 4.0 * np.asarray(stars["flux"], float)[clean]})
 
 
+def load_references(reference: str | Path | Table | list | tuple | None) -> Table | None:
+    """One reference table from a path, a table, or a list of them (combined, the first
+    preferred); None for none."""
+    if reference is None:
+        return None
+    items = list(reference) if isinstance(reference, list | tuple) else [reference]
+    tables = [read_reference(r) if isinstance(r, str | Path) else r for r in items
+              if r is not None]
+    if not tables:
+        return None
+    return combine_references(tables) if len(tables) > 1 else tables[0]
+
+
 def solve_image(path: str, scale_arcsec: float, hint_ra: float | None, hint_dec: float | None,
                 reference: str | Table | None = None, *, steps: tuple[str, ...] = STEPS,
                 timeouts: dict[str, float] | None = None, search_radius_arcmin: float = 30.0,
-                fwhm_px: float = 3.5, write: bool = True,
+                fwhm_px: float | None = None, write: bool = True,
                 options: dict | None = None, rotation_deg: float | None = None,
-                parity: int | None = None, detect_sigma: float = 4.0) -> dict[str, Any]:
+                parity: int | None = None, detect_sigma: float = 3.0, max_stars: int = 1000,
+                plot_path: str | Path | None = None) -> dict[str, Any]:
     """Plate-solve one image (a stack) through the cascade and write the WCS into it.
 
     Parameters
@@ -117,32 +132,53 @@ def solve_image(path: str, scale_arcsec: float, hint_ra: float | None, hint_dec:
         Pixel scale from the instrument profile.
     hint_ra, hint_dec : float or None
         Approximate centre, J2000 degrees (the inventory's ``ra_deg``/``dec_deg``).
-    reference : str, Table or None
+    reference : str, Table, list of them, or None
         Reference catalogue (file path or table with ra/dec, optional magnitude and proper
-        motions).
+        motions; see :func:`~tgpcore.astrometry.catalog.read_reference`). Several are
+        combined into one (:func:`~tgpcore.astrometry.catalog.combine_references`, the
+        first preferred where they share a star): e.g. a Gaia member list, dense in a
+        cluster core, with SDSS around it.
     steps, timeouts :
         See :func:`tgpcore.astrometry.cascade.solve`.
+    fwhm_px : float, optional
+        Stellar FWHM for detection; default: measured on the image
+        (:func:`~tgpcore.registration.stars.estimate_fwhm`; 3.5 px when it cannot be).
     write : bool
         Write the WCS into ``path`` (atomically) when solved.
     options : dict, optional
         Per-solver keyword arguments, e.g. ``{"catalogue": {"n_image": 150}}``.
-    detect_sigma : float
-        Detection threshold (background sigma) of the stars used.
+    detect_sigma, max_stars :
+        Detection threshold (background sigma) and the most stars used (brightest first;
+        the coarse match uses the brighter ones, the final fit all that match).
     rotation_deg, parity : optional
         The camera's orientation on the sky when the instrument profile knows it (rotation
         of north from +y, counter-clockwise, and -1 for the sky as seen / 1 mirrored): the
         catalogue solver then searches +-10 deg around it instead of every rotation.
+    plot_path : path-like, optional
+        Write the residuals-against-position figure
+        (:func:`tgpcore.plots.astrometry.astrometry_figure`) there when the solution was
+        measured against a reference.
 
     Returns
     -------
     dict
-        ``status`` ('ok' or 'failed'), ``solver``, ``n_matched``, ``rms_arcsec``, ``reason``,
+        ``status`` ('ok' or 'failed'), ``solver``, ``n_matched`` (stars the fit kept),
+        ``rms_arcsec`` (their RMS against the reference), ``n_rejected`` (matched but
+        clipped), ``sip_degree`` (distortion degree; None for a plain TAN),
+        ``cv_arcsec`` (leave-one-out RMS per degree tried), ``residual_plot`` (PNG path or
+        None), ``fwhm_px`` (used for detection), ``n_stars`` (detected), ``reason``,
         ``attempts`` (one summary per solver tried), ``wcs_header`` (cards as a string), and
         ``checksum`` of the written file.
     """
+    from tgpcore.registration.stars import estimate_fwhm
+
     ccd = read_ccd(path)
-    stars = detect_for_solving(ccd.data, ccd.mask, fwhm_px, detect_sigma, max_stars=500)
-    ref = read_reference(reference) if isinstance(reference, str | Path) else reference
+    fwhm_source = "given"
+    if fwhm_px is None:
+        measured, _ = estimate_fwhm(ccd.data, ccd.mask)
+        fwhm_px, fwhm_source = (float(measured), "measured") if measured else (3.5, "default")
+    stars = detect_for_solving(ccd.data, ccd.mask, fwhm_px, detect_sigma, max_stars=max_stars)
+    ref = load_references(reference)
     options = {k: dict(v) for k, v in (options or {}).items()}
     if rotation_deg is not None:
         options.setdefault("catalogue", {}).setdefault(
@@ -159,16 +195,47 @@ def solve_image(path: str, scale_arcsec: float, hint_ra: float | None, hint_dec:
     out: dict[str, Any] = {"path": path, "status": "ok" if sol.ok else "failed",
                            "solver": sol.solver if sol.ok else None,
                            "n_matched": sol.n_matched, "rms_arcsec": sol.rms_arcsec,
+                           "n_rejected": sol.n_rejected, "sip_degree": sol.sip_degree,
+                           "cv_arcsec": ({str(k): v for k, v in sol.cv_arcsec.items()}
+                                         if sol.cv_arcsec else None),
+                           "residual_plot": None,
                            "reason": None if sol.ok else "; ".join(
                                f"{a['solver']}: {a['reason']}" for a in attempts),
-                           "attempts": attempts, "n_stars": len(stars)}
+                           "attempts": attempts, "n_stars": len(stars),
+                           "fwhm_px": round(float(fwhm_px), 3), "fwhm_source": fwhm_source}
+    if sol.ok and sol.residuals is None and ref is not None and len(ref) and len(stars):
+        # a solution from outside (solve-field, nova): measured against the reference too
+        try:
+            ra, dec = at_epoch(ref, req.epoch_jyear)
+            chk = check_wcs(sol.wcs, req.xy, ra, dec, ccd.shape, scale_arcsec)
+            sol.residuals, sol.n_matched, sol.rms_arcsec = (chk["residuals"], chk["n_matched"],
+                                                            chk["rms_arcsec"])
+            out.update(n_matched=sol.n_matched, rms_arcsec=sol.rms_arcsec)
+        except Exception as exc:  # noqa: BLE001 - a measurement never loses a solution
+            out["check_error"] = f"{type(exc).__name__}: {exc}"
     if sol.ok:
         hdr = wcs_header(sol.wcs)
+        if sol.rms_arcsec is not None:
+            hdr["ASTRMS"] = (round(float(sol.rms_arcsec), 4), "[arcsec] astrometric RMS")
+            hdr["ASTNSTAR"] = (int(sol.n_matched), "stars behind ASTRMS")
+        hdr["ASTDEG"] = (int(sol.sip_degree or 1), "distortion degree (1: TAN)")
         out["wcs_header"] = hdr.tostring(sep="\n")
         if write and sol.solver != "header":
             rms = f"{sol.rms_arcsec:.3f}\"" if sol.rms_arcsec is not None else "n/a"
-            write_wcs(path, hdr, f"solved by {sol.solver}: {sol.n_matched} stars, RMS {rms}")
+            deg = f", SIP degree {sol.sip_degree}" if sol.sip_degree else ", TAN"
+            write_wcs(path, hdr, f"solved by {sol.solver}: {sol.n_matched} stars, RMS {rms}"
+                                 f"{deg}")
         out["checksum"] = sha256_file(path)
+        if plot_path is not None and sol.residuals:
+            from tgpcore.plots.astrometry import astrometry_figure
+
+            try:
+                out["residual_plot"] = str(astrometry_figure(
+                    sol.residuals, ccd.shape, plot_path, title=Path(path).stem,
+                    rms_arcsec=sol.rms_arcsec, sip_degree=sol.sip_degree,
+                    scale_arcsec=scale_arcsec))
+            except Exception as exc:  # noqa: BLE001 - a figure never loses a solution
+                out["plot_error"] = f"{type(exc).__name__}: {exc}"
     return out
 
 

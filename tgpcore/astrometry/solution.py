@@ -18,7 +18,11 @@ class Solution:
     """The outcome of one solver: a WCS (0-based pixel convention of astropy) and its quality.
 
     ``rms_arcsec`` is the RMS sky distance between matched reference stars and the detections
-    mapped through ``wcs``.
+    mapped through ``wcs`` (the ``n_matched`` stars the fit kept; ``n_rejected`` more were
+    matched but clipped as outliers). ``sip_degree`` is the distortion degree (None: plain
+    TAN or unknown), ``cv_arcsec`` the leave-one-out RMS of each degree tried, and
+    ``residuals`` the per-star residuals (lists ``x``, ``y``, ``east_arcsec``,
+    ``north_arcsec``, ``used``) when the solver measured them.
     """
 
     ok: bool
@@ -29,6 +33,10 @@ class Solution:
     seconds: float = 0.0
     reason: str | None = None
     notes: list[str] = field(default_factory=list)
+    sip_degree: int | None = None
+    n_rejected: int = 0
+    residuals: dict[str, list] | None = None
+    cv_arcsec: dict[int, float] | None = None
 
     @classmethod
     def failed(cls, solver: str, reason: str) -> Solution:
@@ -36,11 +44,14 @@ class Solution:
         return cls(ok=False, solver=solver, reason=reason)
 
     def summary(self) -> dict[str, Any]:
-        """Plain data without the WCS object (centre, scale and rotation instead)."""
+        """Plain data without the WCS object and residuals (centre and scale instead)."""
         out: dict[str, Any] = {"ok": self.ok, "solver": self.solver,
                                "n_matched": self.n_matched, "rms_arcsec": self.rms_arcsec,
+                               "sip_degree": self.sip_degree, "n_rejected": self.n_rejected,
                                "seconds": round(self.seconds, 3), "reason": self.reason,
                                "notes": list(self.notes)}
+        if self.cv_arcsec:
+            out["cv_arcsec"] = {str(k): v for k, v in self.cv_arcsec.items()}
         if self.wcs is not None:
             scales = proj_plane_pixel_scales(self.wcs.celestial) * 3600.0
             out.update({"pixel_scale_arcsec": float(np.mean(scales)),

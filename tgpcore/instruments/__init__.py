@@ -9,7 +9,9 @@ from tgpcore.instruments.profile import (
     InstrumentProfile,
     available_profiles,
     load_profile,
+    resolve_profile,
     select_profile,
 )
 
-__all__ = ["InstrumentProfile", "available_profiles", "load_profile", "select_profile"]
+__all__ = ["InstrumentProfile", "available_profiles", "load_profile", "resolve_profile",
+           "select_profile"]

@@ -153,6 +153,10 @@ def _resolve_raw(name_or_path: str | Path, seen: tuple = ()) -> tuple[dict, str]
     path = Path(name_or_path)
     if path.suffix != ".toml":
         path = _packaged_path(str(name_or_path))
+        if not path.is_file():
+            raise ProfileError(f"unknown instrument profile {str(name_or_path)!r}: packaged "
+                               f"profiles are {', '.join(available_profiles())}; a profile "
+                               "of your own is given as the path of its .toml file")
     raw = _read_toml(path)
     base = raw.get("profile", {}).get("base")
     if base:
@@ -207,6 +211,27 @@ def load_profile(name_or_path: str | Path) -> InstrumentProfile:
     """
     raw, source = _resolve_raw(name_or_path)
     return _from_raw(raw, source)
+
+
+def resolve_profile(given: str | Path | InstrumentProfile | None,
+                    recorded: str | None = None) -> InstrumentProfile:
+    """The profile to use for products of a night.
+
+    The profile the user gave (a packaged name or a ``.toml`` path, or a loaded profile)
+    wins; else the name the inventory recorded for the frames (auto-selected, hence
+    packaged); else ``generic``. A recorded name is a profile's ``name``, which for a user's
+    file need not be a packaged profile: it is never looked up in place of the file.
+
+    Raises
+    ------
+    ProfileError
+        If the given or recorded profile cannot be loaded (the message says which).
+    """
+    if isinstance(given, InstrumentProfile):
+        return given
+    if given:
+        return load_profile(given)
+    return load_profile(recorded or "generic")
 
 
 def available_profiles() -> list[str]:

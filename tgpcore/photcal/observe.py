@@ -80,7 +80,7 @@ def measure_standards(frame_path: str, standards_path: str, wcs_path: str | None
         tab, summary = measure_image(data, err, mask, PhotometryConfig(**(config or {})))
     except NoStarsError as exc:
         return {**base, "status": "failed", "reason": str(exc)}
-    ra, dec = w.wcs_pix2world(tab["x"], tab["y"], 0)
+    ra, dec = w.all_pix2world(tab["x"], tab["y"], 0)  # SIP distortion included
     tab["ra"], tab["dec"] = ra, dec
     stds = read_standards(standards_path)
     if filt not in stds.colnames:

@@ -93,7 +93,7 @@ def measure_stack(path: str, out_path: str, config: dict[str, Any] | None = None
         return {**base, "status": "failed", "reason": str(exc), "n_stars": 0}
     w = _celestial_wcs(hdr)
     if w is not None:
-        ra, dec = w.wcs_pix2world(tab["x"], tab["y"], 0)
+        ra, dec = w.all_pix2world(tab["x"], tab["y"], 0)  # SIP distortion included
         tab["ra"], tab["dec"] = ra * u.deg, dec * u.deg
     else:
         tab["ra"] = np.full(len(tab), np.nan) * u.deg

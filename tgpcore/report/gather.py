@@ -352,6 +352,8 @@ class _Gatherer:
         table = self.product_qc_table(("solved_stack",))
         if table is not None:
             sec.tables.append(table)
+        # residuals against position, one figure per solved pointing
+        sec.figures += self._figure_list(sorted((self.run_dir / "plots").glob("astrometry_*.png")))
         note = self.stage_note("solve")
         if note:
             sec.notes.append(note)

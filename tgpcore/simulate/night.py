@@ -38,7 +38,7 @@ from tgpcore.simulate.truth import (
     write_json,
     write_table,
 )
-from tgpcore.simulate.wcs import tangent_to_radec, truth_wcs
+from tgpcore.simulate.wcs import pixel_to_world, tangent_to_radec, truth_wcs
 
 FORMAT_VERSION = 1
 STAR_ID_BASE = 2_000_000_000_000_000_000
@@ -64,7 +64,7 @@ def _footprint(frames: list[dict[str, Any]], p: SimPreset) -> tuple[np.ndarray, 
     ys = np.array([-0.5, -0.5, p.ny - 0.5, p.ny - 0.5])
     ras, decs = [], []
     for f in frames:
-        r, d = truth_wcs(f).wcs_pix2world(xs, ys, 0)
+        r, d = pixel_to_world(truth_wcs(f), xs, ys)
         ras.append(r)
         decs.append(d)
     return np.concatenate(ras), np.concatenate(decs)
@@ -153,12 +153,17 @@ def _frames_table(frames: list[dict[str, Any]]) -> Table:
     for k, u in units.items():
         if u:
             t[k].unit = u
+    for k in ("distortion_x0", "distortion_y0", "distortion_r_px"):  # distorted cameras only
+        if k in t.colnames:
+            t[k].unit = "pix"
     t.meta["description"] = (
         "one row per raw file. ra/dec_true: sky position of the imaging-area centre; "
         "ra/dec_header: commanded pointing written in the header; dither dx, dy: shift of the "
         "stars (pixels) relative to the pointing's first exposure; WCS: TAN, CRPIX 1-based; "
         "sky_e_per_s: per pixel before the flat; flat_level_adu: flat illumination at flat=1; "
-        "cloud_mag: grey extinction by clouds (starlight x 10^(-0.4 cloud_mag))")
+        "cloud_mag: grey extinction by clouds (starlight x 10^(-0.4 cloud_mag))"
+        + ("; distortion_*: radial optical distortion, the WCS is TAN-SIP (see "
+           "tgpcore.simulate.wcs)" if "distortion_k3" in t.colnames else ""))
     return t
 
 

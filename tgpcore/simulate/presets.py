@@ -40,6 +40,11 @@ class SimPreset:
     n_overscan: int = 32
     pixel_scale_arcsec: float = 0.5
     pixel_size_um: float = 24.0
+    # Optical distortion, radial about the detector centre: the sky seen at r px from the
+    # centre is what an ideal camera shows at r (1 + k3 (r / r_corner)^2), r_corner the
+    # half-diagonal; k3 is the fractional displacement at the corners (0.004 moves a corner of
+    # a 1024^2 detector by 2.9 px). With k3 != 0 the truth WCS is TAN-SIP (cubic).
+    distortion_k3: float = 0.0
     gain_e_per_adu: float = 1.4
     read_noise_e: float = 5.0
     # What the header's RDNOISE card says, as a multiple of the true read noise (real headers

@@ -2,7 +2,8 @@
 
 The signal is what reaches the detector during the exposure before the flat-field response
 multiplies it: a uniform sky plus every star's Moffat stamp, placed with the frame's true WCS
-at the star's position propagated by proper motion to the frame's epoch, with a total flux
+at the star's position propagated by proper motion to the frame's epoch (through the optical
+distortion when the camera has one), with a total flux
 from the true photometric system (zero point, extinction x airmass, colour term).
 
 The same function renders the frames during the simulation and for tests afterwards
@@ -20,7 +21,7 @@ from astropy.table import Table
 
 from tgpcore.simulate.photsys import PhotometricSystem
 from tgpcore.simulate.psf import render_moffat, stamp_half_sizes
-from tgpcore.simulate.wcs import truth_wcs
+from tgpcore.simulate.wcs import truth_wcs, world_to_pixel
 
 GAIA_EPOCH = 2016.0
 _MAS_PER_DEG = 3.6e6
@@ -87,7 +88,7 @@ def frame_stars(stars: Table, frame: Mapping[str, Any], settings: RenderSettings
     reach_deg = (np.hypot(nx, ny) / 2 + settings.stamp_max_half_px + 10) \
         * settings.pixel_scale_arcsec / 3600.0
     near = np.flatnonzero(cos_sep > np.cos(np.radians(reach_deg)))
-    x, y = truth_wcs(frame).wcs_world2pix(ra[near], dec[near], 0)
+    x, y = world_to_pixel(truth_wcs(frame), ra[near], dec[near])
     sub = stars[near]
     mags = {b: np.asarray(sub[b], float) for b in ("U", "B", "V")}
     flux = settings.system.flux_e_per_s(frame["filter"], mags, float(frame["airmass"])) \

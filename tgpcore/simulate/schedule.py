@@ -21,7 +21,7 @@ import numpy as np
 from tgpcore.simulate.photsys import PhotometricSystem
 from tgpcore.simulate.presets import STANDARD_FIELDS, SimPreset
 from tgpcore.simulate.site import Site, airmass
-from tgpcore.simulate.wcs import cd_matrix, tangent_to_radec, wcs_params
+from tgpcore.simulate.wcs import cd_matrix, distortion_params, tangent_to_radec, wcs_params
 
 READOUT_S = 20.0
 FILTER_CHANGE_S = 10.0
@@ -233,6 +233,10 @@ def plan_night(p: SimPreset, site: Site, system: PhotometricSystem,
     for i in range(len(visits)):
         if not done[i]:
             standard_visit(i)
+    if p.distortion_k3:  # a distorted camera: every frame says so (the columns' absence,
+        # as before distortion existed, means none)
+        for f in frames:
+            f.update(distortion_params(p.nx, p.ny, p.distortion_k3))
     pointing = {"error_east_arcmin": float(err[0]), "error_north_arcmin": float(err[1]),
                 "camera_rotation_deg": rot0, "jitter_arcmin": jitters,
                 "convention": "true = commanded + error + jitter (tangent-plane offsets)"}
