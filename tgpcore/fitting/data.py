@@ -102,6 +102,10 @@ class ClusterPhotometry:
         Where the data came from.
     notes : list of str
         What was assumed (e.g. error models used for missing error columns).
+    zero_point_sigma : dict
+        1-sigma uncertainty (mag) of each observable's photometric zero point, common to all
+        stars (the calibration's, or the photometric system's): a nuisance the fit
+        marginalises (:mod:`tgpcore.fitting.systematics`).
     """
 
     names: tuple[str, ...]
@@ -111,6 +115,7 @@ class ClusterPhotometry:
     ids: np.ndarray | None = None
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    zero_point_sigma: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.values = np.asarray(self.values, float)
@@ -168,7 +173,17 @@ class ClusterPhotometry:
         return ClusterPhotometry(self.names, self.values[idx], self.errors[idx],
                                  self.p_member[idx],
                                  None if self.ids is None else self.ids[idx], self.source,
-                                 list(self.notes))
+                                 list(self.notes), dict(self.zero_point_sigma))
+
+    def shifted(self, offsets: dict[str, float]) -> ClusterPhotometry:
+        """A copy with ``offsets[name]`` (mag) added to observable ``name`` for every star
+        (a zero-point change)."""
+        values = self.values.copy()
+        for name, d in offsets.items():
+            values[:, self.names.index(name)] += float(d)
+        return ClusterPhotometry(self.names, values, self.errors.copy(), self.p_member.copy(),
+                                 self.ids, self.source, list(self.notes),
+                                 dict(self.zero_point_sigma))
 
     def colour(self, first: str, second: str) -> tuple[np.ndarray, np.ndarray] | None:
         """Observed colour ``first - second`` and its error, from magnitudes or a colour
@@ -265,7 +280,8 @@ def trim_faint_incomplete(data: ClusterPhotometry, min_fraction: float = 0.97,
                      f"{data.anchor} >= {cut:.2f} ({int(drop.sum())} stars)")
     keep = np.isfinite(values[:, 1:]).any(axis=1)
     out = ClusterPhotometry(data.names, values[keep], errors[keep], data.p_member[keep],
-                            None if data.ids is None else data.ids[keep], data.source, notes)
+                            None if data.ids is None else data.ids[keep], data.source, notes,
+                            dict(data.zero_point_sigma))
     if (~keep).sum():
         out.notes.append(f"{int((~keep).sum())} stars left without a colour and dropped")
     return out
