@@ -539,10 +539,10 @@ def photometry_from_table(table: Table, system: Literal["auto", "johnson", "gaia
     g_ref = _column(table, found["G"]) if "G" in found else None
     cal_zp = _calibration_zero_points(table)
     band_zp: dict[str, float] = {}
+    if any(o in ("G", "BP", "RP", "BP-RP") for o in names):
+        band_zp.update(dict.fromkeys(("G", "BP", "RP"), GAIA_ZERO_POINT_SIGMA))
     for obs in names:
-        if obs in ("G", "BP", "RP"):
-            band_zp[obs] = GAIA_ZERO_POINT_SIGMA
-        elif "-" not in obs and obs in cal_zp:
+        if "-" not in obs and obs in cal_zp:
             band_zp[obs] = cal_zp[obs]
     for b, v in (zero_points or {}).items():
         band_zp[str(b)] = float(v)

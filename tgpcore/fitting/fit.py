@@ -56,7 +56,12 @@ from tgpcore.fitting.search import (
 )
 from tgpcore.fitting.seeds import template_seeds
 from tgpcore.fitting.synthetic import ModelSettings
-from tgpcore.fitting.systematics import SYS_PARAMETERS, Variant, systematic_budget
+from tgpcore.fitting.systematics import (
+    MODEL_FLOOR,
+    SYS_PARAMETERS,
+    Variant,
+    systematic_budget,
+)
 from tgpcore.isochrones.extinction import extinction_ratio
 from tgpcore.isochrones.grid import IsochroneGrid
 from tgpcore.isochrones.interpolate import IsochroneInterpolator
@@ -112,6 +117,9 @@ class FitSettings:
     sys_warn_ratio : float
         A parameter whose systematic error exceeds this many times its statistical one is
         named in the warnings.
+    model_floor : bool
+        Add the isochrone models' measured systematic floor
+        (:data:`tgpcore.fitting.systematics.MODEL_FLOOR`) to the budget.
     adaptive_proposal : bool
         Sample with the independence proposal built from the burn-in
         (:func:`tgpcore.fitting.sampler.run_emcee`); ``False``: differential-evolution moves
@@ -144,6 +152,7 @@ class FitSettings:
     sys_maxfev: int = 220
     sys_warn_ratio: float = 3.0
     adaptive_proposal: bool = True
+    model_floor: bool = True
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -421,16 +430,21 @@ def fit_cluster(data: ClusterPhotometry, grid: IsochroneGrid | None = None,
 
         def refit(v: Variant) -> tuple[dict[str, float], float]:
             lv = ClusterLikelihood(v.data, interpolator, v.model)
-            r = local_refine(_objective(lv, ps, free, {}), best.x, bounds, steps * 0.5,
-                             maxfev=settings.sys_maxfev)
+            ov = _objective(lv, ps, free, {})
+            r = local_refine(ov, best.x, bounds, steps * 0.5, maxfev=settings.sys_maxfev)
             v.x = r.x
+            if v.source == "bands":  # its own (larger) statistical error, from the curvature
+                cv = numerical_covariance(ov, r.x, steps * 0.5, bounds)
+                if cv is not None:
+                    v.stat_sigma = {k: float(np.sqrt(cv[i, i])) for i, k in enumerate(free)}
             like.n_calls += lv.n_calls
             return dict(zip(PARAMETER_NAMES, ps.full_vector(r.x), strict=True)), r.fun
 
         x0 = dict(zip(PARAMETER_NAMES, ps.full_vector(best.x), strict=True))
         systematics = systematic_budget(
             variants, refit, x0, {k: params[k].stat for k in SYS_PARAMETERS},
-            float(np.sum(fit_data.p_member)), log=say)
+            float(np.sum(fit_data.p_member)), log=say,
+            floor=MODEL_FLOOR if settings.model_floor else None)
         for k in SYS_PARAMETERS:
             if params[k].fixed:
                 continue
@@ -463,11 +477,14 @@ def fit_cluster(data: ClusterPhotometry, grid: IsochroneGrid | None = None,
         if p.p16 - pr.lo < 0.05 * width or pr.hi - p.p84 < 0.05 * width:
             bound = pr.lo if p.p16 - pr.lo < 0.05 * width else pr.hi
             warnings.append(f"{k} runs into its bound {bound:g}: its interval is one-sided")
-        if p.sys > settings.sys_warn_ratio * max(p.stat, 1e-12) and p.sys_terms:
-            src = max(p.sys_terms, key=p.sys_terms.get)
-            warnings.append(f"{k}: the systematic error ({p.sys:.3f}) is "
-                            f"{p.sys / max(p.stat, 1e-12):.0f} times the statistical one "
-                            f"({p.stat:.3f}); largest source: {src}")
+        # the analysis choices (not the models' fixed floor) moving the answer a lot
+        choice = {src: v for src, v in p.sys_terms.items() if src != "isochrone models"}
+        s_choice = float(np.sqrt(sum(v * v for v in choice.values())))
+        if choice and s_choice > settings.sys_warn_ratio * max(p.stat, 1e-12):
+            src = max(choice, key=choice.get)
+            warnings.append(f"{k}: the analysis choices move it by {s_choice:.3f}, "
+                            f"{s_choice / max(p.stat, 1e-12):.0f} times its statistical error "
+                            f"({p.stat:.3f}); largest: {src} ({choice[src]:.3f})")
     for w in warnings:
         say("WARNING: " + w)
     ext_text = like.extinction.describe() if like.extinction is not None else \
@@ -557,6 +574,20 @@ def _variants(fit_data: ClusterPhotometry, data: ClusterPhotometry, like: Cluste
             out.append(Variant("magnitude range", f"{label}: main sequence >= {teff:.0f} K",
                                d, settings.model, "subset",
                                f"{d.n_stars} stars, {data.anchor} <= {lim:.2f}"))
+    if "U" in fit_data.names and len(fit_data.names) >= 3:
+        j = fit_data.names.index("U")
+        values, errors = fit_data.values.copy(), fit_data.errors.copy()
+        values[:, j] = np.nan
+        errors[:, j] = np.nan
+        keep = np.isfinite(values[:, 1:]).any(axis=1)
+        no_u = ClusterPhotometry(fit_data.names, values[keep], errors[keep],
+                                 fit_data.p_member[keep],
+                                 None if fit_data.ids is None else fit_data.ids[keep],
+                                 fit_data.source, list(fit_data.notes),
+                                 dict(fit_data.zero_point_sigma))
+        out.append(Variant("bands", "without U", no_u, settings.model, "subset",
+                           "U's colours depend most on the models' ultraviolet bolometric "
+                           "corrections and on the calibration"))
     seen = {fit_data.n_stars}
     for thr in (0.5, 0.9):
         keep = np.flatnonzero(fit_data.p_member >= thr)
