@@ -1,18 +1,22 @@
 """How far the packaged PARSEC grid's answers stray when the stars come from another PARSEC
 release: the measurement behind ``tgpcore.fitting.systematics.MODEL_FLOOR``.
 
-    .venv/bin/python benchmarks/measure_model_systematics.py [--workers 2] [--out FILE]
+    .venv/bin/python benchmarks/measure_model_systematics.py [--release both] [--workers 2]
+                                                             [--out FILE]
 
-Clusters are drawn from the CMD 3.7 isochrones of ``uwastro465isos`` (another release, other
-bolometric corrections; [M/H] nodes -0.5 and 0) with the realism of the coverage test (per-star
-extinction, lower-main-sequence drift on half, 20-45 % binaries, field stars, zero-point
-errors of 0.015 mag) and fitted with the packaged grid, the model floor switched off. Per
-parameter, the floor is the extra 1-sigma error that brings the errors over the total errors
-to unit variance: ``sigma_model^2`` solves ``mean(d^2 / (total^2 + sigma_model^2)) = 1``.
+Clusters are drawn from two other PARSEC releases than the packaged grid, with other
+bolometric corrections: the CMD 3.7 isochrones of ``uwastro465isos`` ([M/H] nodes -0.5 and 0)
+and the CMD 3.3 files of ``shared/data/isochrones/cmd33_parsec12_ubvrijhk`` (8 clusters each),
+with the realism of the coverage test (per-star extinction, lower-main-sequence drift on half,
+20-45 % binaries, field stars, zero-point errors of 0.015 mag), and fitted with the packaged
+grid, the model floor switched off. Per parameter, the floor is the extra 1-sigma error (in
+quadrature) that makes the median of |error| / total error 0.674, a Gaussian's, over all
+calibration clusters: the median is robust to the few clusters (young, poorly constrained)
+whose errors are huge either way, which dominate a mean of squares.
 
-These clusters are the *calibration set*; the coverage test (``tests/test_fitting_coverage.py``)
-checks the floor on different clusters, drawn from the CMD 3.3 files.
-The last line printed is JSON.
+These clusters are the *calibration set*. The coverage test (``tests/test_fitting_coverage.py``)
+checks the floor on 12 other clusters (other ages, metallicities, distances, reddenings and
+random draws) from the CMD 3.3 files. The last line printed is JSON.
 """
 
 from __future__ import annotations
@@ -41,6 +45,16 @@ from tgpcore.isochrones import (  # noqa: E402
 
 PARAMS = ("log_age", "dm", "ebv", "mh")
 ZP_SIGMA = 0.015
+CMD33 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "isochrones" / \
+    "cmd33_parsec12_ubvrijhk"
+#: CMD 3.3 calibration clusters: none of them is a cluster of the coverage test (at CMD 3.3
+#: nodes: ages 7.0 ... 10.0 by 0.5; [M/H] -0.44, -0.15, 0.02, 0.15, 0.26).
+CASES33 = [
+    (7.5, 0.02, 10.2, 0.40, 0.3, 0.0), (8.0, 0.15, 11.6, 0.20, 0.4, 0.05),
+    (8.5, -0.44, 9.9, 0.05, 0.25, 0.0), (9.0, -0.15, 10.4, 0.25, 0.35, 0.05),
+    (9.5, 0.15, 11.3, 0.15, 0.3, 0.0), (10.0, 0.02, 9.6, 0.04, 0.2, 0.05),
+    (8.0, -0.44, 10.7, 0.50, 0.45, 0.0), (9.5, 0.26, 10.9, 0.35, 0.3, 0.05),
+]
 #: (log age, [M/H], DM, E(B-V), binary fraction, lower-MS drift) at CMD 3.7 nodes.
 CASES = [
     (8.0, 0.0, 10.0, 0.30, 0.3, 0.0), (8.3, -0.5, 11.0, 0.15, 0.4, 0.05),
@@ -52,22 +66,28 @@ SETTINGS = FitSettings(restarts=1, max_steps=800, model_floor=False)
 _GRIDS: dict[str, IsochroneGrid] = {}
 
 
-def _grids() -> tuple[IsochroneGrid, IsochroneGrid]:
+def _padded(g: IsochroneGrid) -> IsochroneGrid:
+    t = g.table.copy()
+    for b in STANDARD_BANDS:  # the simulator's population asks for every band
+        if b not in t.colnames:
+            t[b] = np.full(len(t), np.nan)
+    return IsochroneGrid(t, source=g.source)
+
+
+def _grids() -> dict[str, IsochroneGrid]:
     if not _GRIDS:
         _GRIDS["fit"] = load_grid()
-        g = load_grid(uwastro_cmd37_path())
-        t = g.table.copy()
-        for b in STANDARD_BANDS:
-            if b not in t.colnames:
-                t[b] = np.full(len(t), np.nan)
-        _GRIDS["sim"] = IsochroneGrid(t, source=g.source)
-    return _GRIDS["fit"], _GRIDS["sim"]
+        _GRIDS["cmd37"] = _padded(load_grid(uwastro_cmd37_path()))
+        if CMD33.exists():
+            _GRIDS["cmd33"] = _padded(load_grid(CMD33))
+    return _GRIDS
 
 
 def fit_case(args: tuple) -> dict:
-    i, (age, mh, dm, ebv, fb, drift) = args
-    grid, sim = _grids()
-    rng = np.random.default_rng(3700 + i)
+    release, i, (age, mh, dm, ebv, fb, drift) = args
+    grids = _grids()
+    grid, sim = grids["fit"], grids[release]
+    rng = np.random.default_rng((3700 if release == "cmd37" else 3300) + i)
     zp = {b: float(rng.normal(0.0, ZP_SIGMA)) for b in ("U", "B", "V")}
     mc = mock_cluster(sim, rng, log_age=age, mh=mh, dm=dm, ebv=ebv, n_members=350,
                       binary_fraction=fb, field_fraction=0.05 + 0.07 * (i % 2), gaia=False,
@@ -75,14 +95,18 @@ def fit_case(args: tuple) -> dict:
     data = photometry_from_table(mc.catalog, system="johnson",
                                  zero_points={b: ZP_SIGMA for b in ("U", "B", "V")})
     res = fit_cluster(data, grid, settings=dataclasses.replace(SETTINGS, seed=i))
-    return {"case": i, "truth": {k: mc.truth[k] for k in PARAMS},
+    return {"release": release, "case": i, "truth": {k: mc.truth[k] for k in PARAMS},
             **{k: {"p50": res.parameters[k].p50, "total": res.parameters[k].total}
                for k in PARAMS}}
 
 
+#: Median of |z| for a standard normal z.
+GAUSS_MEDIAN_ABS = 0.6745
+
+
 def floor(d: np.ndarray, total: np.ndarray) -> float:
-    """sigma with mean(d^2 / (total^2 + sigma^2)) = 1 (0 if already <= 1)."""
-    f = lambda s: float(np.mean(d**2 / (total**2 + s**2))) - 1.0  # noqa: E731
+    """sigma with median(|d| / hypot(total, sigma)) = 0.6745 (0 if already below)."""
+    f = lambda s: float(np.median(np.abs(d) / np.hypot(total, s))) - GAUSS_MEDIAN_ABS  # noqa: E731
     if f(0.0) <= 0:
         return 0.0
     return float(brentq(f, 0.0, 10.0 * float(np.max(np.abs(d))) + 1e-6))
@@ -90,15 +114,28 @@ def floor(d: np.ndarray, total: np.ndarray) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--release", choices=["cmd37", "cmd33", "both"], default="both")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--rows", help="JSON of earlier rows (--out) to include")
     ap.add_argument("--out", help="write the rows and floors as JSON here")
     args = ap.parse_args(argv)
-    _grids()
+    grids = _grids()
+    jobs = []
+    if args.release in ("cmd37", "both"):
+        jobs += [("cmd37", i, c) for i, c in enumerate(CASES)]
+    if args.release in ("cmd33", "both"):
+        if "cmd33" not in grids:
+            print(f"CMD 3.3 files absent ({CMD33})", file=sys.stderr)
+            return 1
+        jobs += [("cmd33", i, c) for i, c in enumerate(CASES33)]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        rows = list(pool.map(fit_case, list(enumerate(CASES))))
-    print(f"{'#':>2} " + " ".join(f"{k:>8} {'err':>7} {'total':>6}" for k in PARAMS))
+        rows = list(pool.map(fit_case, jobs))
+    if args.rows:
+        rows = json.loads(Path(args.rows).read_text())["rows"] + rows
+    print(f"{'release':>7} {'#':>2} " + " ".join(f"{k:>8} {'err':>7} {'total':>6}"
+                                               for k in PARAMS))
     for r in rows:
-        print(f"{r['case']:2d} " + " ".join(
+        print(f"{r.get('release', 'cmd37'):>7} {r['case']:2d} " + " ".join(
             f"{r['truth'][k]:8.3f} {r[k]['p50'] - r['truth'][k]:+7.3f} {r[k]['total']:6.3f}"
             for k in PARAMS))
     floors = {}

@@ -444,7 +444,7 @@ def fit_cluster(data: ClusterPhotometry, grid: IsochroneGrid | None = None,
         systematics = systematic_budget(
             variants, refit, x0, {k: params[k].stat for k in SYS_PARAMETERS},
             float(np.sum(fit_data.p_member)), log=say,
-            floor=MODEL_FLOOR if settings.model_floor else None)
+            floor=_model_floor(ps) if settings.model_floor else None)
         for k in SYS_PARAMETERS:
             if params[k].fixed:
                 continue
@@ -557,6 +557,21 @@ def fit_cluster(data: ClusterPhotometry, grid: IsochroneGrid | None = None,
         f"{k}={params[k].p50:.3f}±{params[k].stat:.3f}(stat)±{params[k].sys:.3f}(sys)"
         for k in ("log_age", "mh", "dm", "ebv")))
     return result
+
+
+def _model_floor(ps: PriorSet) -> dict[str, float]:
+    """The isochrone models' floor (:data:`MODEL_FLOOR`). With a Gaussian prior on the
+    distance modulus (a parallax), the distance no longer rests on the models alone: the
+    floor of (m-M)0 becomes that of two independent estimates combined, the photometric one
+    (model floor f) and the prior (sigma_p): f sigma_p / hypot(f, sigma_p)."""
+    out = dict(MODEL_FLOOR)
+    p = ps.priors["dm"]
+    if p.kind == "gaussian" and out.get("dm", 0.0) > 0:
+        f = out["dm"]
+        out["dm"] = f * p.sigma / float(np.hypot(f, p.sigma))
+    elif p.kind == "fixed":
+        out["dm"] = 0.0
+    return out
 
 
 def _variants(fit_data: ClusterPhotometry, data: ClusterPhotometry, like: ClusterLikelihood,
