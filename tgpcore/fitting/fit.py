@@ -433,10 +433,19 @@ def fit_cluster(data: ClusterPhotometry, grid: IsochroneGrid | None = None,
             ov = _objective(lv, ps, free, {})
             r = local_refine(ov, best.x, bounds, steps * 0.5, maxfev=settings.sys_maxfev)
             v.x = r.x
-            if v.source == "bands":  # its own (larger) statistical error, from the curvature
-                cv = numerical_covariance(ov, r.x, steps * 0.5, bounds)
-                if cv is not None:
-                    v.stat_sigma = {k: float(np.sqrt(cv[i, i])) for i, k in enumerate(free)}
+            if v.source == "bands":
+                # its own (larger) statistical error from a short chain: without a band the
+                # posterior is broad and far from Gaussian, where the curvature at the optimum
+                # understates it several times
+                def lp_v(x: np.ndarray) -> float:
+                    f = ov(x)
+                    return -f if f < 1e29 else -np.inf
+
+                cv = run_emcee(lp_v, r.x, 9.0 * np.atleast_2d(stats["cov"]), bounds, n_walkers,
+                               140, 60, seed=settings.seed + 1,
+                               adapt=settings.adaptive_proposal, min_sd=steps / 20.0)
+                sd = cv.samples.std(axis=0, ddof=1)
+                v.stat_sigma = {k: float(sd[i]) for i, k in enumerate(free)}
             like.n_calls += lv.n_calls
             return dict(zip(PARAMETER_NAMES, ps.full_vector(r.x), strict=True)), r.fun
 

@@ -22,7 +22,8 @@ zero point     each observable's zero point moved by its 1 sigma         linear
 
 * **subset**: a variant that fits less (or more) data moves by chance too, by about
   ``sigma_d^2 = |sigma_variant^2 - sigma_stat^2|`` for nested data; ``sigma_variant`` is the
-  variant's own curvature error where computed (the bands source), else
+  standard deviation of a short posterior chain of the variant where computed (the bands
+  source: without U the posterior is broad and not Gaussian), else
   ``sigma_stat^2 W_main / W_variant`` (W: the summed membership weights of the fitted stars).
   Only the excess counts (Barlow 2002, "Systematic errors: facts and fictions"):
   ``s_v^2 = max(shift^2 - sigma_d^2, 0)``; the source is the RMS of its variants.
