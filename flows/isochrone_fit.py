@@ -2,11 +2,18 @@
 ``python -m flows.isochrone_fit``).
 
     tgp fit --catalog cluster.ecsv --out fit/                       # U, B, V (+ errors)
-    tgp fit --catalog gaia.csv --members m67/members.ecsv --system gaia --fix mh=0.0 --out fit/
+    tgp fit --catalog gaia.csv --members m67/members.ecsv --system gaia --out fit/
+    tgp fit --catalog night_calibrated.ecsv --members NGC_2420_members_edr3.csv --out fit/
 
-writes ``fit/fit.json`` (log_age, dm, ebv, mh with p16/p50/p84, covariance, method),
-``fit/fit.h5`` (posterior samples, best isochrone, per-star probabilities) and the figures
-``cmd.png``, ``colour_colour.png`` (with U) and ``corner.png``.
+writes ``fit/fit.json`` (log_age, dm, ebv, mh with p16/p50/p84 and statistical, systematic
+and total errors, the systematic budget, ``warnings``, whether a parallax prior was used,
+covariance, method), ``fit/fit.h5`` (posterior samples, best isochrone, per-star
+probabilities) and the figures ``cmd.png``, ``colour_colour.png`` (with U) and ``corner.png``.
+
+A member list is joined by Gaia id, or by position (1" one-to-one) when the catalogue has no
+common id. When the members' parallaxes are known (member list or catalogue), the distance
+modulus gets a parallax prior (zero point and angular-covariance floor included;
+``--no-parallax-prior`` to switch it off).
 
 Standalone use needs no run database; ``--record`` also records the run in the run database of
 ``--out-root``. The full run calls :func:`run_isochrone_fit_stage` inside its own session.
@@ -60,10 +67,22 @@ class IsochroneFitParams(BaseModel):
     mag_max: float | None = Field(None, description="Leave out stars fainter than this in V "
                                                     "(or G when there is no V)")
     n_walkers: int = Field(16, ge=4, description="emcee walkers")
-    n_steps: int = Field(180, ge=20, description="emcee steps per walker")
+    n_steps: int = Field(180, ge=20, description="Least emcee steps per walker (burn-in "
+                                                  "included)")
     n_burn: int = Field(60, ge=0, description="Burn-in steps discarded")
+    max_steps: int = Field(1200, ge=0, description="Cap of the chain: sample until it is "
+                                                   "longer than 50 autocorrelation times or "
+                                                   "this many steps (0: exactly n_steps)")
     restarts: int = Field(2, ge=1, description="Differential-evolution restarts")
     seed: int = Field(0, description="Random seed")
+    parallax_prior: Literal["auto", "off"] = Field(
+        "auto", description="Distance-modulus prior from the members' parallaxes when known")
+    systematics: bool = Field(True, description="Compute the systematic error budget")
+    zero_points: dict[str, float] = Field(
+        default_factory=dict, description="Zero-point 1-sigma per band (mag), e.g. "
+                                          "{'V': 0.02}; default: the catalogue's calibration")
+    match_radius_arcsec: float = Field(1.0, gt=0, description="Radius of the positional "
+                                                               "join of the member list")
     plots: bool = Field(True, description="Write the figures")
     record: bool = Field(False, description="Also record the run in the run database")
     out_root: str = Field(default_factory=default_out_root,
@@ -77,8 +96,16 @@ class IsochroneFitParams(BaseModel):
     def options(self) -> dict[str, Any]:
         """Options of :func:`tgpcore.fitting.run.run_isochrone_fit`."""
         return {"n_walkers": self.n_walkers, "n_steps": self.n_steps, "n_burn": self.n_burn,
-                "restarts": self.restarts, "seed": self.seed, "p_min": self.p_min,
-                "mag_max": self.mag_max}
+                "max_steps": self.max_steps, "restarts": self.restarts, "seed": self.seed,
+                "p_min": self.p_min, "mag_max": self.mag_max,
+                "systematics": self.systematics}
+
+    def extras(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`tgpcore.fitting.run.run_isochrone_fit` beyond the
+        options."""
+        return {"parallax_prior": self.parallax_prior,
+                "zero_points": dict(self.zero_points) or None,
+                "match_radius_arcsec": self.match_radius_arcsec}
 
     def parallax(self) -> tuple[float, float] | None:
         """(parallax, error) if both are given."""
@@ -90,11 +117,21 @@ class IsochroneFitParams(BaseModel):
 def fit_markdown(out: dict[str, Any]) -> str:
     """Markdown summary of a fit for the Prefect UI."""
     r = out["result"]
-    lines = ["# Isochrone fit", "", "| parameter | p16 | p50 | p84 | best |", "|---|---|---|---|---|"]
+    lines = ["# Isochrone fit", ""]
+    for w in r.get("warnings", []):
+        lines.append(f"> **Warning:** {w}")
+    if r.get("warnings"):
+        lines.append("")
+    lines += ["| parameter | p50 | stat | sys | total | best |", "|---|---|---|---|---|---|"]
     for k, label in _NAMES.items():
         p = r[k]
-        lines.append(f"| {label}{' (fixed)' if p['fixed'] else ''} | {p['p16']:.4f} | "
-                     f"{p['p50']:.4f} | {p['p84']:.4f} | {p['best']:.4f} |")
+        lines.append(f"| {label}{' (fixed)' if p['fixed'] else ''} | {p['p50']:.4f} | "
+                     f"{p.get('err_stat', 0):.4f} | {p.get('err_sys', 0):.4f} | "
+                     f"{p.get('err_total', 0):.4f} | {p['best']:.4f} |")
+    plx = r.get("parallax_prior", {})
+    lines += ["", "- parallax prior: " + (
+        f"{plx['parallax_mas']:.4f} ± {plx['error_mas']:.4f} mas ({plx.get('source', '')})"
+        if plx.get("used") else f"not used ({plx.get('reason', '')})")]
     d = r["derived"]
     lines += ["", f"- age {d['age_myr']['p50']:.0f} Myr, distance {d['distance_pc']['p50']:.0f} "
                   f"pc, A_V {d['av']['p50']:.3f} mag",
@@ -112,8 +149,10 @@ def _artifacts(out: dict[str, Any]) -> None:
     r = out["result"]
     create_table_artifact(
         [{"parameter": k, "p16": round(r[k]["p16"], 5), "p50": round(r[k]["p50"], 5),
-          "p84": round(r[k]["p84"], 5), "best": round(r[k]["best"], 5), "unit": r[k]["unit"],
-          "fixed": r[k]["fixed"]} for k in _NAMES],
+          "p84": round(r[k]["p84"], 5), "err_stat": round(r[k].get("err_stat", 0), 5),
+          "err_sys": round(r[k].get("err_sys", 0), 5),
+          "err_total": round(r[k].get("err_total", 0), 5), "best": round(r[k]["best"], 5),
+          "unit": r[k]["unit"], "fixed": r[k]["fixed"]} for k in _NAMES],
         key="isochrone-fit-parameters", description=r["method"])
 
 
@@ -139,8 +178,9 @@ def run_isochrone_fit_stage(session: RunSession, catalog: str | Path, members: s
     -------
     dict
         ``fit_json``, ``fit_h5``, ``figures`` (paths), ``summary`` (flat numbers: each
-        parameter's p50, p16, p84 and half-width), ``result`` (the fit.json content),
-        ``product_key``.
+        parameter's p50, p16, p84 and total, statistical and systematic errors; converged,
+        parallax_prior_used, n_warnings), ``warnings`` (text), ``result`` (the fit.json
+        content), ``product_key``.
     """
     logger = get_run_logger()
     params = params or IsochroneFitParams(catalog=str(catalog), out=str(out_dir),
@@ -149,8 +189,8 @@ def run_isochrone_fit_stage(session: RunSession, catalog: str | Path, members: s
         out = isochrone_fit_task.submit(
             str(catalog), str(out_dir), str(members) if members else None, params.system,
             params.prior_specs(), params.parallax(), params.isochrones, params.cache_dir,
-            params.options(), params.plots).result()
-        params_rec = {**params.options(), "system": params.system,
+            params.options(), params.plots, params.extras()).result()
+        params_rec = {**params.options(), **params.extras(), "system": params.system,
                       "priors": params.prior_specs(), "parallax": params.parallax(),
                       "version": ISOCHRONE_FIT_PARAMS_VERSION}
         pkey = product_key("isochrone_fit", out["inputs"], params_rec, __version__)
@@ -163,8 +203,13 @@ def run_isochrone_fit_stage(session: RunSession, catalog: str | Path, members: s
                          "dm": s["dm"], "ebv": s["ebv"], "mh": s["mh"]})
         counters["_message"] = (f"log age {s['log_age']:.3f}±{s['log_age_err']:.3f}, (m-M)0 "
                                 f"{s['dm']:.3f}±{s['dm_err']:.3f}, E(B-V) {s['ebv']:.3f}±"
-                                f"{s['ebv_err']:.3f}, [M/H] {s['mh']:+.3f}±{s['mh_err']:.3f}")
+                                f"{s['ebv_err']:.3f}, [M/H] {s['mh']:+.3f}±{s['mh_err']:.3f}"
+                                " (total errors)"
+                                + (f"; {len(out['warnings'])} warning(s): "
+                                   + "; ".join(out["warnings"]) if out["warnings"] else ""))
         logger.info("isochrone fit: %s", counters["_message"])
+        for w in out["warnings"]:
+            logger.warning("isochrone fit: %s", w)
         _artifacts(out)
     out["product_key"] = pkey
     return out
@@ -187,7 +232,7 @@ def isochrone_fit_flow(params: IsochroneFitParams) -> dict[str, Any]:
     out = isochrone_fit_task.submit(
         params.catalog, str(out_dir), params.members, params.system, params.prior_specs(),
         params.parallax(), params.isochrones, params.cache_dir, params.options(),
-        params.plots).result()
+        params.plots, params.extras()).result()
     _artifacts(out)
     return out
 
@@ -224,8 +269,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="leave out stars with membership below this (default %(default)s)")
     ap.add_argument("--mag-max", type=float,
                     help="leave out stars fainter than this in V (or G without V)")
+    ap.add_argument("--no-parallax-prior", action="store_true",
+                    help="no distance-modulus prior from the members' parallaxes")
+    ap.add_argument("--zero-point", action="append", default=[], metavar="BAND=SIGMA",
+                    help="zero-point 1-sigma of a band in mag (default: the catalogue's "
+                         "calibration; Gaia 0.01); repeatable")
+    ap.add_argument("--match-radius", type=float, default=1.0,
+                    help="radius (arcsec) of the positional join of --members (default 1)")
+    ap.add_argument("--no-systematics", action="store_true",
+                    help="skip the systematic error budget")
     ap.add_argument("--walkers", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=180)
+    ap.add_argument("--steps", type=int, default=180,
+                    help="least chain length, burn-in included (default %(default)s)")
+    ap.add_argument("--max-steps", type=int, default=1200,
+                    help="cap of the chain, which otherwise runs to 50 autocorrelation times "
+                         "(default %(default)s)")
     ap.add_argument("--burn", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-plots", action="store_true")
@@ -245,24 +303,40 @@ def main(argv: list[str] | None = None) -> int:
         if args.parallax:
             a, b = args.parallax.replace("±", "+-").split("+-")
             plx = (float(a), float(b))
+        zps = {}
+        for item in args.zero_point:
+            if "=" not in item:
+                raise ValueError(f"--zero-point {item!r}: expected BAND=SIGMA, e.g. V=0.02")
+            b, v = item.split("=", 1)
+            zps[b.strip()] = float(v)
         params = IsochroneFitParams(
             catalog=args.catalog, members=args.members, out=args.out, system=args.system,
             fix=fix, priors=args.prior, parallax_mas=plx[0] if plx else None,
             parallax_error_mas=plx[1] if plx else None, isochrones=args.isochrones,
             cache_dir=args.cache_dir, p_min=args.p_min, mag_max=args.mag_max,
-            n_walkers=args.walkers,
-            n_steps=args.steps, n_burn=args.burn, seed=args.seed, plots=not args.no_plots,
-            record=args.record, out_root=args.out_root)
+            n_walkers=args.walkers, n_steps=args.steps, n_burn=args.burn,
+            max_steps=args.max_steps, seed=args.seed, plots=not args.no_plots,
+            record=args.record, out_root=args.out_root,
+            parallax_prior="off" if args.no_parallax_prior else "auto",
+            systematics=not args.no_systematics, zero_points=zps,
+            match_radius_arcsec=args.match_radius)
         out = isochrone_fit_flow.with_options(
             task_runner=make_task_runner(params.runner))(params)
     except (ValueError, FileNotFoundError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     r = out["result"]
+    print(f"  {'':<16} {'value':>9}  {'stat':>7} {'sys':>7} {'total':>7}")
     for k, label in _NAMES.items():
         p = r[k]
-        print(f"  {label:<16} {p['p50']:9.4f}  +{p['p84'] - p['p50']:.4f} "
-              f"-{p['p50'] - p['p16']:.4f}{'  (fixed)' if p['fixed'] else ''}")
+        print(f"  {label:<16} {p['p50']:9.4f}  {p.get('err_stat', 0):7.4f} "
+              f"{p.get('err_sys', 0):7.4f} {p.get('err_total', 0):7.4f}"
+              f"{'  (fixed)' if p['fixed'] else ''}")
+    plx = r.get("parallax_prior", {})
+    print("  parallax prior: " + (f"{plx['parallax_mas']:.4f} ± {plx['error_mas']:.4f} mas"
+                                  if plx.get("used") else f"not used ({plx.get('reason')})"))
+    for w in out.get("warnings", []):
+        print(f"  WARNING: {w}")
     print(f"products: {out['fit_json']}, {out['fit_h5']}")
     return 0
 

@@ -18,8 +18,12 @@ def isochrone_fit_task(catalog_path: str, out_dir: str, members_path: str | None
                        parallax: tuple[float, float] | None = None,
                        isochrones: str | None = None, cache_dir: str | None = None,
                        options: dict[str, Any] | None = None,
-                       plots: bool = True) -> dict[str, Any]:
-    """Run :func:`tgpcore.fitting.run.run_isochrone_fit`, logging its progress."""
+                       plots: bool = True, extras: dict[str, Any] | None = None
+                       ) -> dict[str, Any]:
+    """Run :func:`tgpcore.fitting.run.run_isochrone_fit`, logging its progress; ``extras``
+    are its further keyword arguments (``parallax_prior``, ``zero_points``,
+    ``match_radius_arcsec``)."""
     logger = get_run_logger()
     return run_isochrone_fit(catalog_path, out_dir, members_path, system, priors, parallax,
-                             isochrones, cache_dir, options, plots, log=logger.info)
+                             isochrones, cache_dir, options, plots, log=logger.info,
+                             **(extras or {}))

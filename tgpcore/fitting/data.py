@@ -28,6 +28,8 @@ OBSERVABLES: dict[str, dict[str, float]] = {
     "BP-RP": {"G_BP": 1.0, "G_RP": -1.0}, "B-V": {"B": 1.0, "V": -1.0},
     "U-B": {"U": 1.0, "B": -1.0}, "V-I": {"V": 1.0, "I": -1.0},
 }
+#: Observable name of each isochrone band (for zero points given per band).
+_BAND_OBS: dict[str, str] = {"G_BP": "BP", "G_RP": "RP"}
 #: Observables of each photometric system, in order of preference within the system.
 SYSTEMS: dict[str, tuple[str, ...]] = {
     "johnson": ("V", "B", "U", "R", "I", "B-V", "U-B", "V-I"),
@@ -68,6 +70,24 @@ ID_ALIASES: tuple[str, ...] = ("source_id", "gaia_source_id", "dr3_source_id",
                                "gaia_dr3_source_id", "gaiadr3", "source", "star_id", "id")
 #: Stars with membership weight below this are dropped (they only carry the field term).
 P_MIN_DEFAULT = 0.02
+#: Right ascension and declination spellings (degrees) used to join tables by position.
+RA_ALIASES: tuple[str, ...] = ("ra", "ra_icrs", "raj2000", "_raj2000", "ra_deg", "radeg",
+                               "ra_j2000", "alpha")
+DEC_ALIASES: tuple[str, ...] = ("dec", "de_icrs", "dej2000", "_dej2000", "dec_deg", "dedeg",
+                                "de", "dec_j2000", "delta")
+#: Default radius (arcsec) of the one-to-one positional join of a member list.
+MATCH_RADIUS_ARCSEC = 1.0
+#: Photometry flags (bits of ``<band>_flags``, :mod:`tgpcore.photometry.flags`) that remove a
+#: measurement from the fit: a saturated core or an aperture off the image is no measurement.
+FLAG_DROP = 1 | 8          # SATURATED | EDGE
+#: Flags that keep a measurement with extra error (mag, in quadrature): another star's light
+#: in the aperture or masked pixels in it (0.03), no measured aperture correction or an assumed
+#: colour in the calibration (0.02).
+FLAG_INFLATE: dict[int, float] = {2: 0.03, 4: 0.03, 64: 0.02, 128: 0.02}
+#: Zero-point uncertainty (mag) of Gaia DR3 G, BP and RP against the isochrones' bolometric
+#: corrections (passbands and Vega zero points of the models; Riello et al. 2021 give the
+#: photometric system's own to a few mmag): the zero-point nuisance of Gaia-band fits.
+GAIA_ZERO_POINT_SIGMA = 0.01
 
 
 def default_gaia_error(g: np.ndarray, observable: str) -> np.ndarray:
@@ -102,6 +122,10 @@ class ClusterPhotometry:
         Where the data came from.
     notes : list of str
         What was assumed (e.g. error models used for missing error columns).
+    zero_point_sigma : dict
+        1-sigma uncertainty (mag) of each observable's photometric zero point, common to all
+        stars (the calibration's, or the photometric system's): a nuisance the fit
+        marginalises (:mod:`tgpcore.fitting.systematics`).
     """
 
     names: tuple[str, ...]
@@ -111,6 +135,7 @@ class ClusterPhotometry:
     ids: np.ndarray | None = None
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    zero_point_sigma: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.values = np.asarray(self.values, float)
@@ -168,7 +193,17 @@ class ClusterPhotometry:
         return ClusterPhotometry(self.names, self.values[idx], self.errors[idx],
                                  self.p_member[idx],
                                  None if self.ids is None else self.ids[idx], self.source,
-                                 list(self.notes))
+                                 list(self.notes), dict(self.zero_point_sigma))
+
+    def shifted(self, offsets: dict[str, float]) -> ClusterPhotometry:
+        """A copy with ``offsets[name]`` (mag) added to observable ``name`` for every star
+        (a zero-point change)."""
+        values = self.values.copy()
+        for name, d in offsets.items():
+            values[:, self.names.index(name)] += float(d)
+        return ClusterPhotometry(self.names, values, self.errors.copy(), self.p_member.copy(),
+                                 self.ids, self.source, list(self.notes),
+                                 dict(self.zero_point_sigma))
 
     def colour(self, first: str, second: str) -> tuple[np.ndarray, np.ndarray] | None:
         """Observed colour ``first - second`` and its error, from magnitudes or a colour
@@ -265,7 +300,8 @@ def trim_faint_incomplete(data: ClusterPhotometry, min_fraction: float = 0.97,
                      f"{data.anchor} >= {cut:.2f} ({int(drop.sum())} stars)")
     keep = np.isfinite(values[:, 1:]).any(axis=1)
     out = ClusterPhotometry(data.names, values[keep], errors[keep], data.p_member[keep],
-                            None if data.ids is None else data.ids[keep], data.source, notes)
+                            None if data.ids is None else data.ids[keep], data.source, notes,
+                            dict(data.zero_point_sigma))
     if (~keep).sum():
         out.notes.append(f"{int((~keep).sum())} stars left without a colour and dropped")
     return out
@@ -291,45 +327,136 @@ def _column(table: Table, name: str) -> np.ndarray:
     return np.array(arr, dtype=float)
 
 
-def join_members(table: Table, members: Table, source: str = "members") -> np.ndarray:
-    """Membership probability of each row of ``table`` from a membership table.
+def _ra_dec(table: Table) -> tuple[np.ndarray, np.ndarray] | None:
+    ra, dec = _find(table.colnames, RA_ALIASES), _find(table.colnames, DEC_ALIASES)
+    if ra is None or dec is None:
+        return None
+    return _column(table, ra), _column(table, dec)
+
+
+def match_members(table: Table, members: Table, source: str = "members",
+                  radius_arcsec: float = MATCH_RADIUS_ARCSEC) -> tuple[np.ndarray, dict]:
+    """Membership probability of each row of ``table`` from a member list, by identifier or by
+    position.
+
+    The tables are joined by identifier when both have one (:data:`ID_ALIASES`) and the ids
+    match at least one star; otherwise by position (:data:`RA_ALIASES`, :data:`DEC_ALIASES`,
+    degrees): each member goes to its nearest catalogue star within ``radius_arcsec`` when that
+    star's nearest member is the same one (one-to-one).
 
     Parameters
     ----------
     table : astropy.table.Table
         The photometric catalogue.
     members : astropy.table.Table
-        ``members.ecsv`` of ``tgp members`` (``source_id``, ``p_member``) or any table with an
-        identifier (:data:`ID_ALIASES`) and, optionally, a probability (:data:`PROB_ALIASES`;
-        without one, every listed star has probability 1).
+        ``members.ecsv`` of ``tgp members`` or any member list (Cantat-Gaudin 2020, Hunt &
+        Reffert 2023, Dias 2021...) with an identifier or positions and, optionally, a
+        probability (:data:`PROB_ALIASES`; without one every listed star has probability 1).
     source : str
-        Name of the membership table for error messages.
+        Name of the member list for messages.
+    radius_arcsec : float
+        Largest separation of a positional match.
 
     Returns
     -------
-    ndarray
-        Probability per catalogue row; 0 for stars the membership table does not list.
+    probabilities : ndarray
+        Per catalogue row; 0 for stars the list does not give.
+    report : dict
+        ``method`` (``id`` or ``position``), ``n_members``, ``n_matched``, ``radius_arcsec``,
+        ``probability_column`` and ``note`` (one line saying how many stars matched).
 
     Raises
     ------
     KeyError
-        If the two tables share no identifier column.
+        If the tables share neither identifiers nor positions.
     """
+    pcol = _find(members.colnames, PROB_ALIASES)
+    probs = np.nan_to_num(_column(members, pcol)) if pcol else np.ones(len(members))
     id_cat = _find(table.colnames, ID_ALIASES)
     id_mem = _find(members.colnames, ID_ALIASES)
-    if id_cat is None or id_mem is None:
+    report = {"n_members": len(members), "probability_column": pcol,
+              "radius_arcsec": None}
+    if id_cat is not None and id_mem is not None:
+        lookup = dict(zip(np.asarray(members[id_mem]).tolist(), probs.tolist(), strict=True))
+        keys = np.asarray(table[id_cat]).tolist()
+        n_hit = sum(k in lookup for k in keys)
+        if n_hit > 0:
+            out = np.array([lookup.get(k, 0.0) for k in keys])
+            report.update(method="id", n_matched=int(n_hit),
+                          note=f"{n_hit} of {len(members)} stars of {source} matched by "
+                               f"identifier ({id_cat} = {id_mem})")
+            return out, report
+    pos_cat, pos_mem = _ra_dec(table), _ra_dec(members)
+    if pos_cat is None or pos_mem is None:
         raise KeyError(f"cannot join {source} to the catalogue: need an identifier column "
-                       f"({', '.join(ID_ALIASES)}) in both")
-    pcol = _find(members.colnames, PROB_ALIASES)
-    probs = _column(members, pcol) if pcol else np.ones(len(members))
-    lookup = dict(zip(np.asarray(members[id_mem]).tolist(), np.nan_to_num(probs).tolist(),
-                      strict=True))
-    return np.array([lookup.get(k, 0.0) for k in np.asarray(table[id_cat]).tolist()])
+                       f"({', '.join(ID_ALIASES)}) with common values, or positions "
+                       f"({'/'.join(RA_ALIASES[:3])}, {'/'.join(DEC_ALIASES[:3])}) in both")
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    out = np.zeros(len(table))
+    okc = np.isfinite(pos_cat[0]) & np.isfinite(pos_cat[1])
+    okm = np.isfinite(pos_mem[0]) & np.isfinite(pos_mem[1])
+    n_hit = 0
+    if okc.sum() and okm.sum():
+        ic, im = np.flatnonzero(okc), np.flatnonzero(okm)
+        cc = SkyCoord(pos_cat[0][ic] * u.deg, pos_cat[1][ic] * u.deg)
+        cm = SkyCoord(pos_mem[0][im] * u.deg, pos_mem[1][im] * u.deg)
+        j_c, sep, _ = cm.match_to_catalog_sky(cc)       # nearest star of each member
+        j_m, _, _ = cc.match_to_catalog_sky(cm)         # nearest member of each star
+        mutual = (j_m[j_c] == np.arange(len(im))) & (sep.arcsec <= radius_arcsec)
+        out[ic[j_c[mutual]]] = probs[im[mutual]]
+        n_hit = int(mutual.sum())
+    report.update(method="position", n_matched=n_hit, radius_arcsec=float(radius_arcsec),
+                  note=f"{n_hit} of {len(members)} stars of {source} matched by position "
+                       f"(one-to-one nearest within {radius_arcsec:g} arcsec)")
+    return out, report
+
+
+def join_members(table: Table, members: Table, source: str = "members",
+                 radius_arcsec: float = MATCH_RADIUS_ARCSEC) -> np.ndarray:
+    """Membership probability of each row of ``table`` (see :func:`match_members`): 0 for
+    stars the member list does not give.
+
+    Raises
+    ------
+    KeyError
+        If the two tables share neither an identifier nor positions.
+    """
+    return match_members(table, members, source, radius_arcsec)[0]
+
+
+def _flags(table: Table, col: str, obs: str) -> np.ndarray | None:
+    fcol = _find(table.colnames, (f"{col}_flags", f"{obs}_flags", f"{obs}_flag",
+                                  f"{col}_flag"))
+    if fcol is None:
+        return None
+    c = table[fcol]
+    arr = c.filled(0) if hasattr(c, "filled") else c
+    return np.asarray(arr, dtype=np.int64)
+
+
+def _calibration_zero_points(table: Table) -> dict[str, float]:
+    """Band -> zero-point error (mag) from a calibrated catalogue's ``meta['calibration']``."""
+    cal = table.meta.get("calibration") if hasattr(table, "meta") else None
+    out: dict[str, float] = {}
+    if isinstance(cal, dict):
+        for band, sol in cal.items():
+            if isinstance(sol, dict) and sol.get("zp_err") is not None:
+                try:
+                    v = float(sol["zp_err"])
+                except (TypeError, ValueError):
+                    continue
+                if np.isfinite(v) and v >= 0:
+                    out[str(band)] = v
+    return out
 
 
 def photometry_from_table(table: Table, system: Literal["auto", "johnson", "gaia"] = "auto",
                           members: Table | None = None, p_min: float = P_MIN_DEFAULT,
-                          source: str = "table", anchor_max: float | None = None
+                          source: str = "table", anchor_max: float | None = None,
+                          zero_points: dict[str, float] | None = None,
+                          match_radius_arcsec: float = MATCH_RADIUS_ARCSEC
                           ) -> ClusterPhotometry:
     """Observables, errors and membership weights from a catalogue.
 
@@ -351,10 +478,30 @@ def photometry_from_table(table: Table, system: Literal["auto", "johnson", "gaia
     anchor_max : float, optional
         Leave out stars fainter than this in the anchor magnitude (e.g. G = 18, where Gaia's
         BP-RP becomes unreliable).
+    zero_points : dict, optional
+        1-sigma zero-point uncertainty (mag) per band (``U``, ``B``, ``V``, ``G``, ``BP``,
+        ``RP``...), overriding the catalogue's ``meta['calibration'][band]['zp_err']`` (our
+        calibrated catalogues) and the default of Gaia bands (:data:`GAIA_ZERO_POINT_SIGMA`).
+    match_radius_arcsec : float
+        Radius of the positional join of ``members`` (:func:`match_members`).
 
     Returns
     -------
     ClusterPhotometry
+        Its ``zero_point_sigma`` holds each observable's zero-point uncertainty; ``notes``
+        say what was done, including how many members matched.
+
+    Notes
+    -----
+    Our calibrated catalogue (``id ra dec U U_err U_flags B ...``, :mod:`tgpcore.photcal`):
+
+    * a measurement flagged saturated or at the edge (:data:`FLAG_DROP`) is not used; one
+      flagged blended, near a mask, without aperture correction or calibrated with an
+      assumed colour keeps its value with the extra error of :data:`FLAG_INFLATE`;
+    * the per-star errors there include the calibration's own uncertainty, which is common to
+      all stars: the zero-point error of ``meta['calibration']`` is taken out of them in
+      quadrature (never below half the error) and enters the fit as a zero-point nuisance;
+    * rows with no magnitude at all are counted in the notes and left out.
 
     Raises
     ------
@@ -390,6 +537,16 @@ def photometry_from_table(table: Table, system: Literal["auto", "johnson", "gaia
                        f"(columns: {', '.join(cols[:30])})")
     vals, errs = [], []
     g_ref = _column(table, found["G"]) if "G" in found else None
+    cal_zp = _calibration_zero_points(table)
+    band_zp: dict[str, float] = {}
+    if any(o in ("G", "BP", "RP", "BP-RP") for o in names):
+        band_zp.update(dict.fromkeys(("G", "BP", "RP"), GAIA_ZERO_POINT_SIGMA))
+    for obs in names:
+        if "-" not in obs and obs in cal_zp:
+            band_zp[obs] = cal_zp[obs]
+    for b, v in (zero_points or {}).items():
+        band_zp[str(b)] = float(v)
+    n_flag_drop, n_flag_inflate = 0, 0
     for obs in names:
         v = _column(table, found[obs])
         ecol = _error_column(cols, obs)
@@ -405,15 +562,47 @@ def photometry_from_table(table: Table, system: Literal["auto", "johnson", "gaia
         else:
             raise KeyError(f"{source}: no error column for {obs} (tried e.g. "
                            f"{found[obs]}_err, e_{found[obs]})")
-        bad = ~np.isfinite(v) | ~np.isfinite(e) | (e <= 0)
         v, e = v.copy(), e.copy()
+        if obs in cal_zp and "-" not in obs:
+            common = cal_zp[obs]
+            e = np.sqrt(np.maximum(e**2 - common**2, 0.25 * e**2))
+        fl = _flags(table, found[obs], obs)
+        if fl is not None:
+            drop = (fl & FLAG_DROP) != 0
+            extra = np.zeros(len(v))
+            for bit, add in FLAG_INFLATE.items():
+                extra = np.where((fl & bit) != 0, np.hypot(extra, add), extra)
+            n_flag_drop += int((drop & np.isfinite(v)).sum())
+            n_flag_inflate += int(((extra > 0) & ~drop & np.isfinite(v)).sum())
+            v[drop] = np.nan
+            e = np.hypot(e, extra)
+        bad = ~np.isfinite(v) | ~np.isfinite(e) | (e <= 0)
         v[bad], e[bad] = np.nan, np.nan
         vals.append(v)
         errs.append(e)
     values, errors = np.column_stack(vals), np.column_stack(errs)
+    if n_flag_drop or n_flag_inflate:
+        notes.append(f"photometry flags: {n_flag_drop} measurements saturated or at the edge "
+                     f"not used, {n_flag_inflate} blended/near a mask/without aperture "
+                     "correction/with an assumed colour kept with extra error "
+                     "(tgpcore.fitting.data.FLAG_INFLATE)")
+    if cal_zp:
+        notes.append("calibration zero-point errors (" + ", ".join(
+            f"{b} {v:.3f}" for b, v in cal_zp.items() if b in names)
+            + " mag) taken out of the per-star errors and fitted as zero-point nuisances")
+    no_mag = ~np.isfinite(values).any(axis=1)
+    if no_mag.any():
+        notes.append(f"{int(no_mag.sum())} rows with no magnitude in any fitted band ignored")
+    zp_sigma: dict[str, float] = {}
+    for obs in names:
+        coeff = OBSERVABLES[obs]
+        parts = [band_zp.get(_BAND_OBS.get(b, b)) for b in coeff]
+        if all(x is not None for x in parts) and parts:
+            zp_sigma[obs] = float(np.sqrt(np.sum(np.square(parts))))
     if members is not None:
-        p = join_members(table, members, source="membership table")
-        notes.append("membership probabilities joined from the membership table")
+        p, rep = match_members(table, members, source="the member list",
+                               radius_arcsec=match_radius_arcsec)
+        notes.append(rep["note"])
     else:
         pcol = _find(cols, PROB_ALIASES)
         p = np.nan_to_num(_column(table, pcol)) if pcol else np.ones(len(table))
@@ -429,4 +618,5 @@ def photometry_from_table(table: Table, system: Literal["auto", "johnson", "gaia
     if dropped:
         notes.append(f"{dropped} rows left out (no {anchor}, no colour, p_member < {p_min}"
                      + (f", or {anchor} > {anchor_max}" if anchor_max is not None else "") + ")")
-    return ClusterPhotometry(tuple(names), values[ok], errors[ok], p[ok], ids, source, notes)
+    return ClusterPhotometry(tuple(names), values[ok], errors[ok], p[ok], ids, source, notes,
+                             zp_sigma)

@@ -30,8 +30,8 @@ from tgpcore.fitting.binaries import BinaryTracks
 from tgpcore.fitting.data import OBSERVABLES, ClusterPhotometry
 from tgpcore.fitting.kernel import window_sums
 from tgpcore.fitting.synthetic import ModelSettings, PointSet, build_points
-from tgpcore.isochrones.extinction import extinction_ratios
 from tgpcore.isochrones.interpolate import IsochroneInterpolator
+from tgpcore.isochrones.reddening import ExtinctionModel
 
 #: Parameter order of the likelihood's vector.
 PARAMETER_NAMES: tuple[str, ...] = ("log_age", "mh", "dm", "ebv", "f_bin", "s_int")
@@ -52,8 +52,9 @@ class ClusterLikelihood:
     settings : ModelSettings, optional
         Model resolution, scatter, binary and outlier model.
     ratios : dict, optional
-        A_band / E(B-V) per band (default: :func:`tgpcore.isochrones.extinction_ratios`,
-        Fitzpatrick 1999, R_V = 3.1).
+        Constant A_band / E(B-V) per band. By default the extinction of each isochrone point
+        depends on its colour (:class:`tgpcore.isochrones.reddening.ExtinctionModel`, as
+        ``settings`` says).
     """
 
     def __init__(self, data: ClusterPhotometry, interpolator: IsochroneInterpolator,
@@ -72,8 +73,13 @@ class ClusterLikelihood:
         if missing:
             raise KeyError(f"the isochrones lack bands {missing} needed by {data.names}")
         self.design = data.design_matrix()
-        r = ratios or extinction_ratios(list(self.bands))
-        self.ratios = np.array([r[b] for b in self.bands])
+        self.extinction = self._extinction_model(interpolator)
+        if ratios is not None:
+            self.extinction = None
+            self.ratios = np.array([ratios[b] for b in self.bands])
+        else:
+            #: constant coefficients (hot star): the template seeds' translation per E(B-V)
+            self.ratios = self.extinction.constant
         present = np.isfinite(data.values)
         self.present = present
         self.y = np.where(present, data.values, 0.0)
@@ -89,6 +95,22 @@ class ClusterLikelihood:
             sharp_step=self.settings.binary_sharp_step,
             sharp_max=self.settings.binary_sharp_max,
             wide_step=self.settings.binary_wide_step)
+
+    def _extinction_model(self, interpolator: IsochroneInterpolator) -> ExtinctionModel:
+        s = self.settings
+        model = ExtinctionModel(self.bands, law=s.extinction_law, rv=s.extinction_rv,
+                                colour_dependent=s.colour_dependent_extinction,
+                                gaia=s.gaia_extinction)
+        if model.needs_gaia_colour and not {"G_BP", "G_RP"} <= set(interpolator.bands):
+            model = ExtinctionModel(self.bands, law=s.extinction_law, rv=s.extinction_rv,
+                                    colour_dependent=True, gaia="bandpass")
+        return model
+
+    def coefficients(self, eep: dict[str, np.ndarray], ebv: float) -> np.ndarray:
+        """A_band / E(B-V) of the isochrone points ``eep`` (or the constant vector)."""
+        if self.extinction is None:
+            return self.ratios
+        return self.extinction.coefficients(eep, ebv)
 
     def precisions(self, s_int: float) -> tuple:
         """Per-star precisions, window half-widths and log normalisations for an intrinsic
@@ -143,7 +165,8 @@ class ClusterLikelihood:
         :func:`~tgpcore.fitting.synthetic.build_points`)."""
         eep = self.interp.eep_arrays(log_age, mh)
         tracks = self.binaries.tracks(log_age, mh) if f_bin > 0 else None
-        sharp, wide = build_points(eep, self.bands, self.design, self.ratios, dm, ebv,
+        sharp, wide = build_points(eep, self.bands, self.design, self.coefficients(eep, ebv),
+                                   dm, ebv,
                                    self.anchor_range, self.settings, f_bin, tracks,
                                    self.binaries.is_wide)
         lo, hi = self.anchor_range

@@ -16,6 +16,20 @@ those a membership stage cannot tell apart).
 The isochrone of the members is either a grid node (the simulator's own behaviour) or, with
 ``interpolator`` given, the EEP-interpolated isochrone at exactly the requested (log age,
 [M/H]) (:meth:`~tgpcore.isochrones.IsochroneInterpolator.as_grid`).
+
+What real clusters do and a model grid does not, on request:
+
+* ``extinction="colour"``: each member's extinction from its own colour and Teff
+  (:class:`tgpcore.isochrones.reddening.ExtinctionModel`; a binary takes its primary's), as
+  real broad-band extinction is, instead of the simulator's one coefficient per band;
+* ``lower_ms_drift``: members cooler than ``drift_teff`` made redder than their isochrone by
+  ``lower_ms_drift`` mag per 1000 K below it (added to B and U, and to BP), as PARSEC's lower
+  main sequence is bluer than real K and M dwarfs (M67 in Gaia bands: ~0.05 mag per 1000 K
+  below 5200 K, :mod:`tgpcore.fitting.ranges`);
+* ``zero_point_offsets``: a calibration error common to all stars, per band.
+
+Members drawn from another isochrone set than the one fitted (e.g. the CMD 3.3 files of
+``shared/data/isochrones``) are the model mismatch that coverage tests need.
 """
 
 from __future__ import annotations
@@ -27,6 +41,7 @@ from astropy.table import Table, vstack
 
 from tgpcore.isochrones.grid import IsochroneGrid
 from tgpcore.isochrones.interpolate import IsochroneInterpolator
+from tgpcore.isochrones.reddening import ExtinctionModel
 from tgpcore.simulate.gaia import synthesize_gaia
 from tgpcore.simulate.population import sample_cluster, sample_field
 from tgpcore.simulate.region import SkyRegion
@@ -65,7 +80,9 @@ def mock_cluster(grid: IsochroneGrid, rng: np.random.Generator, *, log_age: floa
                  errors: CCDErrorModel = DEFAULT_ERRORS, u_max_error: float = 0.15,
                  extra_scatter: float = 0.015,
                  interpolator: IsochroneInterpolator | None = None,
-                 gaia: bool = True) -> MockCluster:
+                 gaia: bool = True, extinction: str = "constant",
+                 lower_ms_drift: float = 0.0, drift_teff: float = 5200.0,
+                 zero_point_offsets: dict[str, float] | None = None) -> MockCluster:
     """A cluster catalogue with U, B, V (and Gaia G, BP, RP), errors and membership weights.
 
     Parameters
@@ -95,6 +112,14 @@ def mock_cluster(grid: IsochroneGrid, rng: np.random.Generator, *, log_age: floa
         Draw members from the interpolated isochrone at exactly (log_age, mh).
     gaia : bool
         Add Gaia G, BP, RP (synthetic DR3 errors).
+    extinction : {'constant', 'colour'}
+        The simulator's one coefficient per band, or each member's own (see the module
+        docstring).
+    lower_ms_drift, drift_teff : float
+        Colour drift (mag per 1000 K) of members cooler than ``drift_teff`` (K).
+    zero_point_offsets : dict, optional
+        Offset (mag) added to every star's measured magnitude in a band (``U``, ``B``,
+        ``V``, ``G``, ``BP``, ``RP``).
 
     Returns
     -------
@@ -114,13 +139,20 @@ def mock_cluster(grid: IsochroneGrid, rng: np.random.Generator, *, log_age: floa
     region = SkyRegion("mock", 180.0, 0.0, -1.0, 1.0, -1.0, 1.0)
     n_sys = max(4 * n_members, 2000)
     members = None
+    colour_ext = extinction == "colour"
+    if extinction not in ("constant", "colour"):
+        raise ValueError(f"unknown extinction mode {extinction!r}")
     for _ in range(8):
         members = sample_cluster(
             iso_grid, rng, name="MOCK", ra=180.0, dec=0.0, log_age=true_age, mh=true_mh,
-            distance_pc=distance_pc, ebv=ebv, core_radius_arcmin=2.0,
+            distance_pc=distance_pc, ebv=0.0 if colour_ext else ebv, core_radius_arcmin=2.0,
             tidal_radius_arcmin=10.0, n_systems=n_sys, binary_fraction=binary_fraction,
             pmra_masyr=-1.0, pmdec_masyr=2.0, velocity_dispersion_kms=0.8,
-            faint_limit_v=v_limit + 1.0, region=region)
+            faint_limit_v=v_limit + 1.0 + (3.5 * ebv if colour_ext else 0.0), region=region)
+        if colour_ext or lower_ms_drift:
+            members = _perturb_members(members, iso_grid.isochrone(true_age, true_mh), ebv,
+                                       colour_ext, lower_ms_drift, drift_teff)
+            members = members[np.asarray(members["V"], float) <= v_limit + 1.0]
         if len(members) >= 2 * n_members:
             break
         n_sys = int(n_sys * 2.5 * n_members / max(len(members), 1)) + 100
@@ -172,6 +204,11 @@ def mock_cluster(grid: IsochroneGrid, rng: np.random.Generator, *, log_age: floa
         for c in ("phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag"):
             cat[c] = np.asarray(g[c], float) + rng.normal(0.0, extra_scatter, n)
             cat[f"{c}_error"] = np.asarray(g[f"{c}_error"], float)
+    gaia_cols = {"G": "phot_g_mean_mag", "BP": "phot_bp_mean_mag", "RP": "phot_rp_mean_mag"}
+    for band, off in (zero_point_offsets or {}).items():
+        col = gaia_cols.get(band, band)
+        if col in cat.colnames:
+            cat[col] = np.asarray(cat[col], float) + float(off)
     is_member = np.asarray(stars["is_member"], bool)
     p = np.where(is_member, rng.beta(a_p + 1.0, b_p, n), rng.beta(a_p, b_p + 1.0, n)) \
         if field_fraction > 0 else np.ones(n)
@@ -183,6 +220,35 @@ def mock_cluster(grid: IsochroneGrid, rng: np.random.Generator, *, log_age: floa
              "n_field": int((~is_member).sum()),
              "isochrones": iso_grid.source,
              "drawn_from": "EEP-interpolated isochrone" if interpolator is not None
-             else "nearest grid node"}
+             else "nearest grid node", "extinction": extinction,
+             "lower_ms_drift": float(lower_ms_drift), "drift_teff": float(drift_teff),
+             "zero_point_offsets": dict(zero_point_offsets or {})}
     cat.meta["truth"] = truth
     return MockCluster(cat, truth)
+
+
+def _perturb_members(members: Table, iso: Table, ebv: float, colour_ext: bool,
+                     drift: float, drift_teff: float) -> Table:
+    """Members with their own extinction (drawn unreddened) and the lower-main-sequence drift;
+    Teff of each from its primary's initial mass on the isochrone."""
+    t = members.copy()
+    mini = np.asarray(t["mini"], float)
+    logte = np.interp(mini, np.asarray(iso["Mini"], float), np.asarray(iso["logTe"], float))
+    if colour_ext:
+        bands = {"U": "U", "B": "B", "V": "V", "G": "G", "G_BP": "BP", "G_RP": "RP"}
+        have = {b: c for b, c in bands.items() if c in t.colnames}
+        model = ExtinctionModel(tuple(have))
+        eep = {"logTe": logte}
+        if "BP" in t.colnames and "RP" in t.colnames:
+            eep["G_BP"] = np.asarray(t["BP"], float)
+            eep["G_RP"] = np.asarray(t["RP"], float)
+        coeff = model.coefficients(eep, ebv)
+        for k, (_b, col) in enumerate(have.items()):
+            t[col] = np.asarray(t[col], float) + coeff[:, k] * ebv
+        t["ebv"] = np.full(len(t), ebv)
+    if drift:
+        d = drift * np.clip(drift_teff - 10.0**logte, 0.0, None) / 1000.0
+        for col in ("B", "U", "BP"):
+            if col in t.colnames:
+                t[col] = np.asarray(t[col], float) + d
+    return t

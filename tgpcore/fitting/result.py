@@ -57,23 +57,47 @@ class ParameterEstimate:
     std: float
     fixed: bool
     prior: str
+    sys: float = 0.0
+    sys_terms: dict[str, float] = field(default_factory=dict)
 
     @property
     def minus(self) -> float:
-        """p50 - p16."""
+        """p50 - p16 (statistical)."""
         return self.p50 - self.p16
 
     @property
     def plus(self) -> float:
-        """p84 - p50."""
+        """p84 - p50 (statistical)."""
         return self.p84 - self.p50
+
+    @property
+    def stat(self) -> float:
+        """Statistical 1 sigma: half the posterior's 16-84 % interval."""
+        return 0.5 * (self.p84 - self.p16)
+
+    @property
+    def total(self) -> float:
+        """Total 1 sigma: statistical and systematic in quadrature."""
+        return math.hypot(self.stat, self.sys)
+
+    @property
+    def total_p16(self) -> float:
+        """Lower end of the total 68 % interval (p50 - hypot(minus, sys))."""
+        return self.p50 - math.hypot(self.minus, self.sys)
+
+    @property
+    def total_p84(self) -> float:
+        """Upper end of the total 68 % interval (p50 + hypot(plus, sys))."""
+        return self.p50 + math.hypot(self.plus, self.sys)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data."""
         return {"best": self.best, "p16": self.p16, "p50": self.p50, "p84": self.p84,
                 "mean": self.mean, "std": self.std, "err_minus": self.minus,
-                "err_plus": self.plus, "fixed": self.fixed, "unit": UNITS[self.name],
-                "prior": self.prior}
+                "err_plus": self.plus, "err_stat": self.stat, "err_sys": self.sys,
+                "err_total": self.total, "total_p16": self.total_p16,
+                "total_p84": self.total_p84, "sys_terms": dict(self.sys_terms),
+                "fixed": self.fixed, "unit": UNITS[self.name], "prior": self.prior}
 
 
 @dataclass
@@ -96,6 +120,12 @@ class FitResult:
     best_isochrone: Table | None = None
     star_ids: np.ndarray | None = None
     fitted_data: Any = None  # the ClusterPhotometry actually fitted (after trimming)
+    warnings: list[str] = field(default_factory=list)
+    systematics: dict[str, Any] = field(default_factory=dict)
+    parallax_prior: dict[str, Any] = field(default_factory=dict)
+    errors_method: dict[str, str] = field(default_factory=dict)
+    input_data: Any = None  # the ClusterPhotometry given (before the trusted range)
+    extinction_model: Any = None  # the ExtinctionModel of the fit (for figures)
 
     def value(self, name: str) -> float:
         """Posterior median of a parameter."""
@@ -103,8 +133,13 @@ class FitResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The content of ``fit.json`` (no samples)."""
-        out = {name: self.parameters[name].to_dict() for name in REPORTED}
+        out: dict[str, Any] = {"warnings": list(self.warnings),
+                               "converged": bool(self.diagnostics.get("converged", False))}
+        out.update({name: self.parameters[name].to_dict() for name in REPORTED})
         out.update({
+            "errors_method": dict(self.errors_method),
+            "systematics": self.systematics,
+            "parallax_prior": self.parallax_prior or {"used": False},
             "nuisance": {k: self.parameters[k].to_dict() for k in ("f_bin", "s_int")},
             "covariance": {"parameters": list(self.free),
                            "matrix": self.covariance.tolist()},
@@ -120,17 +155,25 @@ class FitResult:
         return _clean(out)
 
     def summary(self) -> dict[str, float]:
-        """Flat numbers for the run database and tables: ``<name>``, ``<name>_p16``,
-        ``<name>_p84``, ``<name>_err`` per parameter, plus star count and n_effective."""
+        """Flat numbers for the run database, tables and the console: ``<name>``,
+        ``<name>_p16``, ``<name>_p84``, ``<name>_err`` (total 1 sigma), ``<name>_err_stat``,
+        ``<name>_err_sys`` per parameter, star count, n_effective, ``converged`` (1/0),
+        ``parallax_prior_used`` (1/0) and ``n_warnings`` (the warnings' text is
+        :attr:`warnings`; every value here is a number, fit for the run database)."""
         out: dict[str, float] = {}
         for name in (*REPORTED, "f_bin", "s_int"):
             p = self.parameters[name]
             out[name] = p.p50
             out[f"{name}_p16"] = p.p16
             out[f"{name}_p84"] = p.p84
-            out[f"{name}_err"] = 0.5 * (p.p84 - p.p16)
+            out[f"{name}_err"] = p.total
+            out[f"{name}_err_stat"] = p.stat
+            out[f"{name}_err_sys"] = p.sys
         out["n_stars"] = float(self.data_summary.get("n_stars", 0))
         out["n_effective"] = float(self.diagnostics.get("n_effective", float("nan")))
+        out["converged"] = float(bool(self.diagnostics.get("converged", False)))
+        out["parallax_prior_used"] = float(bool((self.parallax_prior or {}).get("used")))
+        out["n_warnings"] = float(len(self.warnings))
         return out
 
     def write_json(self, path: str | Path) -> Path:

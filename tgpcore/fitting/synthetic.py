@@ -62,6 +62,14 @@ class ModelSettings:
         Each star sees the model points within this many sigma in its anchor magnitude.
     margin_mag : float
         Model points are kept this far beyond the stars' anchor range.
+    colour_dependent_extinction : bool
+        Extinction of each isochrone point from its own colour/Teff
+        (:class:`tgpcore.isochrones.reddening.ExtinctionModel`); ``False``: one coefficient per
+        band (a hot star's).
+    extinction_law, extinction_rv : str, float
+        The extinction law (``dust_extinction`` name) and its R(V).
+    gaia_extinction : {'babusiaux2018', 'bandpass'}
+        Gaia bands from the published relation or from the band-averaged law.
     """
 
     intrinsic_scatter: float = 0.015
@@ -75,6 +83,10 @@ class ModelSettings:
     lf_floor: float = 1e-4
     window_sigma: float = 4.0
     margin_mag: float = 0.5
+    colour_dependent_extinction: bool = True
+    extinction_law: str = "F99"
+    extinction_rv: float = 3.1
+    gaia_extinction: str = "babusiaux2018"
 
     def to_dict(self) -> dict:
         """Plain data."""
@@ -189,8 +201,10 @@ def build_points(eep: dict[str, np.ndarray], bands: tuple[str, ...], design: np.
         Bands, in the column order of ``design`` and of the tracks.
     design : ndarray, shape (n_obs, n_bands)
         Observables as combinations of bands (anchor first).
-    ratios : ndarray, shape (n_bands,)
-        A_band / E(B-V).
+    ratios : ndarray, shape (n_bands,) or (n_points, n_bands)
+        A_band / E(B-V): one per band, or one per isochrone point and band (colour-dependent
+        extinction, :class:`tgpcore.isochrones.reddening.ExtinctionModel`; binaries take their
+        primary's).
     dm, ebv : float
         Distance modulus and reddening E(B-V) (mag).
     anchor_range : (float, float)
@@ -221,7 +235,8 @@ def build_points(eep: dict[str, np.ndarray], bands: tuple[str, ...], design: np.
     mags, mini, label = mags[good], mini[good], eep["label"][good]
     if len(mini) < 2:
         return PointSet.empty(d), PointSet.empty(d)
-    shift = dm + ratios * ebv
+    ratios = np.asarray(ratios, float)
+    shift = dm + (ratios[good] if ratios.ndim == 2 else ratios) * ebv
     obs = (mags + shift) @ design.T
     seg_w = np.diff(kroupa_cumulative(mini))
     # no segment across a phase missing from the interpolated isochrone
@@ -243,7 +258,7 @@ def build_points(eep: dict[str, np.ndarray], bands: tuple[str, ...], design: np.
         return (_subdivide(obs[seg], obs[seg + 1], seg_w[seg] * share,
                            settings.narrow_step).sorted(), PointSet.empty(d))
     bseg = seg[pair_ok]
-    bobs = (bmag + shift) @ design.T                      # (n, L, d)
+    bobs = (bmag + (shift[:, None, :] if shift.ndim == 2 else shift)) @ design.T  # (n, L, d)
     wide_levels = np.zeros(bprob.shape[1], bool) if wide_levels is None else \
         np.asarray(wide_levels, bool)
     step_w = settings.spacing * settings.wide_width

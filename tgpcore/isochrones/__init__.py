@@ -1,5 +1,6 @@
 """Isochrones: grid readers in one internal form (packaged PARSEC grid, CMD 3.x files), an
-HDF5 library cache, interpolation in age and metallicity, and extinction per band."""
+HDF5 library cache, interpolation in age and metallicity, and extinction per band (constant,
+or per star from its colour: :class:`ExtinctionModel`)."""
 
 from tgpcore.isochrones.cmd import (
     CMD_BAND_NAMES,
@@ -17,6 +18,7 @@ from tgpcore.isochrones.grid import (
     packaged_grid_path,
 )
 from tgpcore.isochrones.interpolate import IsochroneInterpolator
+from tgpcore.isochrones.reddening import ExtinctionModel
 from tgpcore.isochrones.store import default_cache_dir, load_grid, read_grid_hdf5, write_grid_hdf5
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "PARAMETER_COLUMNS",
     "STANDARD_BANDS",
     "CMDFormatError",
+    "ExtinctionModel",
     "IsochroneGrid",
     "IsochroneInterpolator",
     "default_cache_dir",
