@@ -56,6 +56,8 @@ class FullRunParams(PhotcalParams):
     fit_walkers: int = Field(16, ge=4, description="Isochrone fit: emcee walkers")
     fit_steps: int = Field(120, ge=20, description="Isochrone fit: emcee steps per walker")
     fit_burn: int = Field(40, ge=0, description="Isochrone fit: burn-in steps discarded")
+    fit_max_steps: int = Field(1200, ge=0, description="Isochrone fit: cap of the chain "
+                                                       "(sampled to 50 autocorrelation times)")
     fit_seed: int = Field(0, description="Isochrone fit: random seed")
     from_stage: str | None = Field(None, description=f"First stage: one of {STAGE_NAMES}")
     to_stage: str | None = Field(None, description="Last stage")
@@ -103,6 +105,8 @@ def full_run_flow(params: FullRunParams) -> dict[str, Any]:
             if sol is None and name in image_stages[2:]:
                 sol = run_solve_stage(session, params, reg)
                 result["solve"] = sol.to_dict()
+                if getattr(sol, "status", "ok") == "failed":
+                    result["failed"]["solve"] = sol.message
                 raise_alarms(session, solve_alarms(sol.solutions, _stack_scales(params, reg)))
             if phot is None and name in ("photometry", "photcal"):
                 phot = run_photometry_stage(session, params, reg, sol, inv)
@@ -241,7 +245,8 @@ def _fit_clusters(session: Any, params: FullRunParams, result: dict[str, Any]
         matched = matched_path(result, cluster)
         entry: dict[str, Any] = {"status": "failed", "fits": {}}
         common = {"n_walkers": params.fit_walkers, "n_steps": params.fit_steps,
-                  "n_burn": params.fit_burn, "seed": params.fit_seed}
+                  "n_burn": params.fit_burn, "max_steps": params.fit_max_steps,
+                  "seed": params.fit_seed}
         runs = []
         if matched:
             runs.append(("johnson", matched, None, session.run_dir / "fit" / cluster))

@@ -238,3 +238,44 @@ class ExtinctionModel:
                                    "bandpass")
         law = "G23" if self.law != "G23" else "F99"
         return ExtinctionModel(self.bands, law, self.rv, self.colour_dependent, self.gaia)
+
+
+def star_coefficients(band: str, logte: np.ndarray, bp_rp0: np.ndarray | None,
+                      ebv: np.ndarray, *, law: str = "F99", rv: float = 3.1,
+                      gaia: str = "babusiaux2018") -> np.ndarray:
+    """A_band / E(B-V) of individual stars, each with its own Teff, intrinsic (BP-RP)_0 and
+    E(B-V): what :class:`ExtinctionModel` gives along an isochrone, for a list of stars (the
+    simulator's).
+
+    Parameters
+    ----------
+    band : str
+        Isochrone band name.
+    logte : array_like
+        log10 Teff of each star.
+    bp_rp0 : array_like or None
+        Intrinsic Gaia colour of each star (needed for Gaia bands with ``gaia`` =
+        ``'babusiaux2018'``).
+    ebv : array_like
+        E(B-V) of each star (or one value for all).
+    """
+    logte = np.asarray(logte, float)
+    e = np.clip(np.broadcast_to(np.asarray(ebv, float), logte.shape), 0.0, _EBV_NODES[-1])
+    name = _ALIASES.get(band, band)
+    if gaia == "babusiaux2018" and name in BABUSIAUX2018:
+        if bp_rp0 is None:
+            raise KeyError("the Gaia extinction relation needs each star's (BP-RP)_0")
+        c = BABUSIAUX2018[name]
+        x = np.clip(np.asarray(bp_rp0, float), *BABUSIAUX_COLOUR_RANGE)
+        rr = r0(law, rv)
+        a0 = rr * e
+        k = c[0] + x * (c[1] + x * (c[2] + x * c[3])) + c[4] * a0 + c[5] * a0 * a0 \
+            + c[6] * x * a0
+        return k * rr
+    from scipy.interpolate import RegularGridInterpolator
+
+    tab = _band_table(band, law, float(rv))
+    interp = RegularGridInterpolator((_LOGT_NODES, _EBV_NODES), tab, bounds_error=False,
+                                     fill_value=None)
+    pts = np.column_stack([np.clip(logte, _LOGT_NODES[0], _LOGT_NODES[-1]), e])
+    return interp(pts)

@@ -49,8 +49,9 @@ def plot_proper_motions(result: MembershipResult, path: str | Path) -> Path:
         kde = gaussian_kde(x[box, :2].T)
         gx, gy = np.meshgrid(np.linspace(lim[0], lim[1], 120), np.linspace(lim[2], lim[3], 120))
         dens = kde(np.vstack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
-        ax.contour(gx, gy, dens, levels=np.quantile(dens, [0.6, 0.8, 0.9, 0.97, 0.995]),
-                   colors="k", linewidths=0.7)
+        levels = np.unique(np.quantile(dens, [0.6, 0.8, 0.9, 0.97, 0.995]))
+        if len(levels) >= 2:     # a concentrated sample (members only) can tie its quantiles
+            ax.contour(gx, gy, dens, levels=levels, colors="k", linewidths=0.7)
     if result.model is not None:
         ax.plot(*result.model.means[0][:2], "r+", ms=14, mew=2, label="centroid")
     fig.colorbar(sc, ax=ax, label="membership probability")

@@ -365,7 +365,10 @@ def simulate_night(out_dir: str | os.PathLike, preset: str | SimPreset = "tiny",
         },
         "photometric_system": system.to_dict(),
         "extinction": {"law": "F99 (Fitzpatrick 1999)", "rv": 3.1,
+                       "per_star": "Gaia G, BP, RP: each star's own A/E(B-V) (Babusiaux et "
+                                   "al. 2018 at its intrinsic BP-RP); U, B, V: a_over_ebv",
                        "a_over_ebv": ratios,
+                       "a_over_ebv_note": "of a 10000 K star at low extinction",
                        "e_ub_over_e_bv": ratios["U"] - ratios["B"]},
         "detector": {
             "nx": p.nx, "ny": p.ny, "n_overscan": p.n_overscan, "trimsec": det.trimsec,

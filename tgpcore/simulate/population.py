@@ -18,6 +18,7 @@ from astropy.table import Table, vstack
 
 from tgpcore.isochrones.extinction import extinction_ratios
 from tgpcore.isochrones.grid import IsochroneGrid
+from tgpcore.isochrones.reddening import star_coefficients
 from tgpcore.simulate.imf import sample_kroupa
 from tgpcore.simulate.king import sample_king_radii
 from tgpcore.simulate.region import SkyRegion
@@ -25,6 +26,8 @@ from tgpcore.simulate.wcs import tangent_to_radec
 
 #: Isochrone bands carried by the simulation, and their names in star tables.
 BANDS: dict[str, str] = {"U": "U", "B": "B", "V": "V", "G": "G", "G_BP": "BP", "G_RP": "RP"}
+#: Bands whose extinction depends on each star's colour in the simulator (see _apparent).
+GAIA_BANDS = ("G", "G_BP", "G_RP")
 K_KMS_PER_MASYR_KPC = 4.740470  # km/s per (mas/yr * kpc)
 _MAX_LABEL = 7
 
@@ -104,7 +107,8 @@ def draw_systems(iso: Table, n: int, rng: np.random.Generator,
     mass_grid = np.asarray(iso["Mass"])
     mass = np.interp(m1, mini_grid, mass_grid) + np.where(
         lit2, np.interp(m2, mini_grid, mass_grid), m2)
-    out = {"mini": m1, "q": q, "is_binary": is_bin, "mass": mass}
+    out = {"mini": m1, "q": q, "is_binary": is_bin, "mass": mass,
+           "logTe": np.interp(m1, mini_grid, np.asarray(iso["logTe"]))}
     for band in BANDS:
         grid_mag = np.asarray(iso[band])
         mag1 = np.interp(m1, mini_grid, grid_mag)
@@ -114,9 +118,29 @@ def draw_systems(iso: Table, n: int, rng: np.random.Generator,
 
 
 def _apparent(systems: dict[str, np.ndarray], dist_pc: np.ndarray, ebv: np.ndarray,
-              ratios: dict[str, float]) -> dict[str, np.ndarray]:
+              ratios: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """Apparent magnitudes: distance modulus plus extinction.
+
+    In Gaia's wide bands each star gets its own A/E(B-V), the fit's model
+    (:func:`tgpcore.isochrones.reddening.star_coefficients`: Babusiaux et al. 2018 at the
+    system's intrinsic BP-RP): with one coefficient per band, a simulated cluster at E(B-V)
+    0.3 put the Gaia-band fit 0.2 dex off in age and raised a false disagreement with our own
+    photometry. U, B and V keep one coefficient per band (a 10 000 K star's): there the star's
+    spectrum moves the coefficient by a few per cent, and the simulated nights' photometric
+    truth tests are calibrated on it. ``ratios`` forces constant coefficients everywhere.
+    """
     dm = 5.0 * np.log10(dist_pc) - 5.0
-    return {BANDS[b]: systems[b] + dm + ratios[b] * ebv for b in BANDS}
+    ebv = np.broadcast_to(np.asarray(ebv, float), np.shape(systems["mini"]))
+    const = ratios or extinction_ratios(list(BANDS))
+    bp_rp0 = systems["G_BP"] - systems["G_RP"]
+    out = {}
+    for b in BANDS:
+        if ratios is None and b in GAIA_BANDS:
+            k = star_coefficients(b, systems["logTe"], bp_rp0, ebv)
+        else:
+            k = const[b]
+        out[BANDS[b]] = systems[b] + dm + k * ebv
+    return out
 
 
 def _star_table(n: int) -> dict[str, np.ndarray]:
@@ -169,7 +193,7 @@ def sample_cluster(grid: IsochroneGrid, rng: np.random.Generator, *, name: str, 
     rt_pc = distance_pc * np.radians(tidal_radius_arcmin / 60.0)
     dist = distance_pc + rng.normal(0.0, rt_pc / 3.0, n)
     sigma_pm = velocity_dispersion_kms / (K_KMS_PER_MASYR_KPC * distance_pc / 1000.0)
-    mags = _apparent(sys_, dist, np.full(n, ebv), extinction_ratios(list(BANDS)))
+    mags = _apparent(sys_, dist, np.full(n, ebv))
     cols = _star_table(n)
     cols.update(ra=ras, dec=decs,
                 pmra_masyr=pmra_masyr + rng.normal(0.0, sigma_pm, n),
@@ -200,7 +224,6 @@ def sample_population(grid: IsochroneGrid, components: tuple[Component, ...], n:
     """
     w = np.array([c.weight for c in components])
     counts = rng.multinomial(n, w / w.sum())
-    ratios = extinction_ratios(list(BANDS))
     parts = []
     for comp, k in zip(components, counts, strict=True):
         if k == 0:
@@ -217,7 +240,7 @@ def sample_population(grid: IsochroneGrid, components: tuple[Component, ...], n:
         cols.update(pmra_masyr=vra / (K_KMS_PER_MASYR_KPC * d_kpc),
                     pmdec_masyr=vdec / (K_KMS_PER_MASYR_KPC * d_kpc),
                     parallax_mas=1.0 / d_kpc,
-                    **_apparent(sys_, d_kpc * 1000.0, ebv, ratios),
+                    **_apparent(sys_, d_kpc * 1000.0, ebv),
                     is_member=np.zeros(m, bool), is_binary=sys_["is_binary"],
                     is_standard=np.zeros(m, bool), mass=sys_["mass"], mini=sys_["mini"],
                     q=sys_["q"], distance_pc=d_kpc * 1000.0, ebv=ebv)
