@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from tgpcore.catalogs.cache import DirectoryCache, ResponseCache
 from tgpcore.catalogs.credentials import (
@@ -42,7 +43,8 @@ def resolve_gaia_credentials() -> GaiaCredentials | None:
     return GaiaCredentials(str(user), str(password)) if user and password else None
 
 
-@task(name="gaia-cone", description="Gaia cone query (cached) written to an ECSV file")
+@task(name="gaia-cone", cache_policy=NO_CACHE,
+      description="Gaia cone query (cached) written to an ECSV file")
 def gaia_cone_task(ra_deg: float, dec_deg: float, radius_deg: float, out_path: str, *,
                    release: str = "dr3", g_max: float | None = None,
                    cache_dir: str | None = None, cache: ResponseCache | None = None,
