@@ -122,7 +122,13 @@ def plot_sky(result: MembershipResult, path: str | Path) -> Path:
             ax.plot(k.xi0_arcmin + rad * np.cos(t), k.eta0_arcmin + rad * np.sin(t), style, lw=1)
     fig.colorbar(sc, ax=ax, label="membership probability")
     ax.set_aspect("equal")
-    ax.invert_xaxis()
+    # the cone only: a table may hold stars of far fields as well (a night's Gaia file with
+    # its standard fields), which would shrink the cluster to a dot
+    lim = float(s.radius_arcmin) * 1.05
+    if mem.any():
+        lim = min(lim, max(float(np.nanmax(np.hypot(s.xi[mem], s.eta[mem]))) * 1.3, 1.0))
+    ax.set_xlim(lim, -lim)
+    ax.set_ylim(-lim, lim)
     ax.set_xlabel("ξ (east) [arcmin]")
     ax.set_ylabel("η (north) [arcmin]")
     ax.set_title(f"Members on the sky about ({s.ra0:.3f}, {s.dec0:+.3f})")

@@ -29,15 +29,19 @@ def residuals_figure(measurements: Table, solutions: dict, path: str | Path,
         Figure title.
     """
     filters = list(solutions)
-    fig, axes = new_figure(max(len(filters), 1), 2, size=(9.0, 2.6 * max(len(filters), 1)),
+    fig, axes = new_figure(max(len(filters), 1), 2, size=(11.0, 3.4 * max(len(filters), 1)),
                            squeeze=False)
+    reference_mode = "band" in measurements.colnames
     for row, f in enumerate(filters):
         sol = solutions[f]
         ax_x, ax_c = axes[row]
-        if "band" in measurements.colnames:
+        if reference_mode:
+            # one airmass per stack (extinction folded into the zero point): the residuals
+            # against the reference magnitude say more
             t = measurements[measurements["band"] == f]
             res = np.asarray(t["residual"], float)
-            X = np.zeros(len(t))
+            X = (np.asarray(t["m_ref"], float) if "m_ref" in t.colnames
+                 else np.zeros(len(t)))
             used = np.asarray(t["used"], bool)
             err = np.zeros(len(t))
         else:
@@ -50,7 +54,8 @@ def residuals_figure(measurements: Table, solutions: dict, path: str | Path,
                 used = np.asarray(sol.extra["used"], bool)
             err = np.asarray(t["m_inst_err"], float)
         col = np.asarray(t["colour"], float) if len(t) else np.zeros(0)
-        for ax, xv, lab in ((ax_x, X, "airmass"), (ax_c, col, sol.colour or "colour")):
+        first = "reference magnitude (mag)" if reference_mode else "airmass"
+        for ax, xv, lab in ((ax_x, X, first), (ax_c, col, sol.colour or "colour")):
             ax.errorbar(xv[used], res[used], yerr=err[used] if len(err) else None, fmt="o",
                         ms=3, lw=0.8)
             if (~used).any():
@@ -59,8 +64,11 @@ def residuals_figure(measurements: Table, solutions: dict, path: str | Path,
             ax.axhline(0.0, color="k", lw=0.8)
             ax.set_xlabel(lab)
             ax.set_ylabel(f"{f} residual (mag)")
-        ax_x.set_title(f"{f}: ZP {sol.zp:.3f}±{sol.zp_err:.3f}, k {sol.k:.3f}±{sol.k_err:.3f}, "
-                       f"c {sol.c:.3f}±{sol.c_err:.3f}, rms {sol.rms:.3f}", fontsize=8)
+        ax_x.set_title(f"{f}: ZP {sol.zp:.3f} ± {sol.zp_err:.3f}, k {sol.k:.3f} ± "
+                       f"{sol.k_err:.3f}", fontsize=9, loc="left")
+        ax_c.set_title(f"c {sol.c:.3f} ± {sol.c_err:.3f}, rms {sol.rms:.3f} mag, "
+                       f"{sol.n_used} stars", fontsize=9, loc="left")
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
     return save_figure(fig, path)

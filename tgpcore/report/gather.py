@@ -40,6 +40,11 @@ KNOWN_KINDS = ("master_bias", "master_dark", "master_flat", "calibrated", "stack
 SOLUTION_TERMS = (("zp", "zp_err"), ("k", "k_err"), ("c", "c_err"))
 PARAMETER_LABELS = {"log_age": "log age", "dm": "(m-M)0", "ebv": "E(B-V)", "mh": "[M/H]"}
 MAX_OTHER_FIGURES = 40
+#: Sections whose tables are QC detail, folded away under the science.
+FOLDED = {"run", "stages", "frames", "frame-qc", "masters", "stacks", "mosaics", "photometry",
+          "products", "solve", "fit"}
+#: Sections whose figures are shown large.
+LARGE = {"solve", "photcal", "fit", "membership", "science", "night"}
 MAX_THUMBNAILS = 60
 
 
@@ -218,13 +223,17 @@ class _Gatherer:
                              f"of {self.run_dir} only.")
             return sec
         status = self.run_status()
-        if status != r.status:
-            status += " (closing; the report is the run's last stage)"
+        finished, wall = r.finished_at, _seconds(r.started_at, r.finished_at)
+        if r.finished_at is None and self.current_stage and r.started_at is not None:
+            # this report is the run's last step: the run ends as it is written
+            now = dt.datetime.now(dt.UTC)
+            start = r.started_at if r.started_at.tzinfo else r.started_at.replace(tzinfo=dt.UTC)
+            finished, wall = "now (with this report)", _seconds(start, now)
         rows = [["run id", r.id], ["status", status], ["message", r.message],
                 ["raw data", r.data_dir], ["products", r.out_dir],
                 ["instrument profile", r.profile], ["software version", r.software_version],
-                ["started", r.started_at], ["finished", r.finished_at],
-                ["wall time (s)", _seconds(r.started_at, r.finished_at)],
+                ["started", r.started_at], ["finished", finished],
+                ["wall time (s)", wall],
                 ["run database", safe_db_label(self.db_url)]]
         sec.tables.append(Table(columns=["", "value"], rows=rows))
         if r.params:
@@ -493,6 +502,51 @@ class _Gatherer:
             sec.notes.append(f"{folder / 'fit.json'} could not be read.")
         return sec
 
+    def science_sections(self) -> list[Section]:
+        """The first screen: each fitted cluster's parameters and diagrams, then the night's
+        photometric quality (:mod:`tgpcore.report.science`)."""
+        from tgpcore.report import science
+
+        truth = science.simulated_truth(self.run.data_dir if self.run is not None else None)
+        lookup = None
+        if truth is None and self.db is not None:
+            from tgpcore.catalogs.literature import literature_parameters
+            from tgpcore.settings import offline
+
+            def lookup(cluster: str) -> list[dict[str, Any]]:
+                return literature_parameters(cluster, cache=self.db, offline=offline())
+
+        out = []
+        for cluster, folders in science.fitted_clusters(self.run_dir).items():
+            sec = science.cluster_section(self.run_dir, cluster, folders, truth,
+                                          science.literature_for(cluster, lookup))
+            sec.large_figures = True
+            for f in sec.figures:
+                self.embedded.add((self.run_dir / f.caption).resolve())
+            out.append(sec)
+        solutions = [p.params or {} for p in self._products(("photcal_solution",))]
+        sky = {}
+        if self.db is not None and self.run is not None:
+            sky = {k.split(":", 1)[1]: v for k, v in self.db.qc(self.run_id).items()
+                   if k.startswith("sky_mag_arcsec2:") and v is not None}
+        limits: dict[str, float] = {}
+        for cat in sorted((self.run_dir / "catalogs").glob("*_calibrated.ecsv")):
+            limits.update(science.limiting_magnitudes(cat))
+        table = science.night_quality_table(solutions, sky, limits)
+        if table is not None:
+            night = Section(key="night", title="The night: zero points, extinction, sky and "
+                                               "depth", stage="photcal",
+                            stage_status=self.status.get("photcal", ("not run", None))[0])
+            night.tables.append(table)
+            out.append(night)
+        if not out:
+            sec = Section(key="science", title="The cluster's parameters",
+                          stage="isochrone_fit",
+                          stage_status=self.status.get("isochrone_fit", ("not run", None))[0])
+            sec.notes.append(self.stage_note("isochrone_fit") or "No cluster was fitted.")
+            out.append(sec)
+        return out
+
     def products_section(self) -> Section:
         sec = Section(key="products", title="Products")
         if not self.products:
@@ -612,17 +666,23 @@ def gather_report(run_dir: str | Path, db: RunDB | None, run_id: str | None = No
     run_dir = Path(run_dir)
     run_id = run_id or run_dir.name
     g = _Gatherer(run_dir, db, run_id, stages, outcome, db_url, current_stage)
+    science = g.science_sections()
     sections = [
+        *science,
+        g.solve_section(), g.photcal_section(),
         g.run_section(), g.stages_section(), g.frames_section(), g.frame_qc_section(),
         g.masters_section(),
         g.image_section("stacks", "Stacks", ("stack",), "stacks"),
-        g.solve_section(),
         g.image_section("mosaics", "Mosaics", ("mosaic",), "mosaics"),
         g.json_section("photometry", "Photometry", "photometry",
                        ("stack_catalog", "instrumental_catalog")),
-        g.photcal_section(),
         *g.membership_sections(), *g.fit_sections(), g.products_section(),
     ]
+    for sec in sections[len(science):]:
+        if sec.key in FOLDED:
+            sec.folded = True
+        if sec.key.split(":")[0] in LARGE:
+            sec.large_figures = True
     other = g.other_figures_section()
     if other is not None:
         sections.append(other)

@@ -45,6 +45,9 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .note{color:#5b6570;font-size:.85em}
 .figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:1em}
 .figs.wide{grid-template-columns:repeat(auto-fill,minmax(420px,1fr))}
+.figs.large{grid-template-columns:repeat(auto-fill,minmax(560px,1fr))}
+details{margin:.4em 0}summary{cursor:pointer;color:#1f3a5f;font-size:.9em}
+section.science{border-top:4px solid #1f3a5f}
 figure{margin:0;text-align:center}figure img{max-width:100%;height:auto;
  border:1px solid #d9dee5;background:#fff}
 figcaption{font-size:.8em;color:#5b6570;word-break:break-all}
@@ -95,12 +98,20 @@ def render_section(section: Section) -> str:
         cls = STATUS_CLASSES.get(section.stage_status, "muted")
         badge = (f'<span class="badge {cls}">stage {escape(section.stage)}: '
                  f"{escape(section.stage_status.replace('_', ' '))}</span>")
-    parts = [f'<section id="{_anchor(section.key)}"><h2>{escape(section.title)}{badge}</h2>']
+    cls = ' class="science"' if section.key.startswith(("science", "night")) else ""
+    parts = [f'<section id="{_anchor(section.key)}"{cls}><h2>{escape(section.title)}{badge}'
+             "</h2>"]
     parts += [f"<p>{escape(n)}</p>" for n in section.notes]
-    parts += [render_table(t) for t in section.tables]
+    tables = "".join(render_table(t) for t in section.tables)
+    if tables and section.folded:
+        n = len(section.tables)
+        tables = (f"<details><summary>{n} table{'s' if n != 1 else ''} (click to open)"
+                  f"</summary>{tables}</details>")
+    parts.append(tables)
     if section.figures:
-        wide = " wide" if section.key.startswith(("membership", "fit", "other")) else ""
-        parts.append(f'<div class="figs{wide}">'
+        size = (" large" if section.large_figures else
+                " wide" if section.key.startswith(("membership", "fit", "other")) else "")
+        parts.append(f'<div class="figs{size}">'
                      + "".join(render_figure(f) for f in section.figures) + "</div>")
     parts.append("</section>")
     return "".join(parts)

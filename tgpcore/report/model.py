@@ -42,6 +42,10 @@ class Section:
     figures: list[Figure] = field(default_factory=list)
     stage: str | None = None
     stage_status: str | None = None
+    #: tables folded away (QC detail a reader opens when needed)
+    folded: bool = False
+    #: figures shown large (science and solution plots) rather than as thumbnails
+    large_figures: bool = False
 
     @property
     def empty(self) -> bool:
