@@ -152,3 +152,51 @@ def test_products_are_flushed_to_disk_only_with_tgp_fsync(tmp_path, monkeypatch,
     final = write_ccd(_ccd(3.0), tmp_path / "sim_0002.fits")
     assert len(calls) == flushes
     assert float(read_ccd(final).data.mean()) == 3.0 and _leftovers(tmp_path) == []
+
+
+def test_a_full_disk_is_recognised_whatever_raised_it(tmp_path, monkeypatch):
+    """astropy's "Not enough space on disk" carries no errno, SQLite says "database or disk is
+    full": both are a full disk, named with the product's path; other errors are not."""
+    from tgpcore.io.atomic import is_disk_full
+
+    assert is_disk_full(OSError("Not enough space on disk: requested 4194304, available 0"))
+    assert is_disk_full(RuntimeError("(sqlite3.OperationalError) database or disk is full"))
+    assert not is_disk_full(OSError("Header missing END card."))
+    final = tmp_path / "calibrated" / "x.fits"
+
+    def astropy_like(self, name, *args, **kwargs):
+        raise OSError("Not enough space on disk: requested 16777216, available 4096")
+
+    monkeypatch.setattr(fits.HDUList, "writeto", astropy_like)
+    with pytest.raises(DiskFullError, match=r"disk full while writing .*x\.fits"):
+        write_ccd(_ccd(1.0), final)
+    assert not final.exists() and not _leftovers(final.parent)
+
+
+def test_a_full_disk_fails_the_frame_task_instead_of_rejecting_the_frame(tmp_path,
+                                                                         monkeypatch):
+    """Calibrating onto a full disk raises (the stage fails, with the product's path); the raw
+    frame is not called bad. A frame that is bad is still rejected with its reason."""
+    from tgpcore.calibration.products import make_calibrated
+    from tgpcore.simulate import simulate_night
+
+    from _calibrated import build_masters, frame_input
+
+    nt = simulate_night(tmp_path / "night", preset="tiny", seed=1)
+    inv, plan, masters = build_masters(nt.raw_dir, tmp_path / "out")
+    recs = {r.path: r for r in inv.records}
+    e = next(e for e in plan.entries if e.status == "ok")
+    args = (frame_input(recs[e.path]), str(tmp_path / "out" / "calibrated" / "f.fits"),
+            masters.get(e.bias_key), masters.get(e.dark_key), masters.get(e.flat_key))
+
+    def full(self, name, *a, **k):
+        raise OSError("Not enough space on disk: requested 1, available 0")
+
+    with monkeypatch.context() as m:
+        m.setattr(fits.HDUList, "writeto", full)
+        with pytest.raises(DiskFullError, match="f.fits"):
+            make_calibrated(*args)
+    bad = dict(args[0], path=str(tmp_path / "not-a-frame.fits"))
+    Path(bad["path"]).write_text("this is not FITS")
+    res = make_calibrated(bad, *args[1:])
+    assert res["status"] == "rejected" and "not-a-frame.fits" in res["reason"]

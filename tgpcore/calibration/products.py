@@ -19,6 +19,7 @@ from tgpcore.calibration.masters import (
     build_master_flat,
     load_master,
 )
+from tgpcore.io.atomic import is_disk_full
 from tgpcore.io.checksum import sha256_file
 from tgpcore.io.fits import provenance, write_ccd
 
@@ -80,8 +81,11 @@ def make_calibrated(frame: dict[str, Any], out_path: str, bias_path: str | None,
     is reported, never raised, so that the rest of the night goes on.
     """
     fi = FrameInput(**frame)
+    # The masters and the product's folder are the run's, not the frame's: when they fail
+    # (a master deleted, a full disk, no permission), the exception propagates and the stage
+    # fails; the frame is not rejected for it.
+    bias, dark, flat = load_master(bias_path), load_master(dark_path), load_master(flat_path)
     try:
-        bias, dark, flat = load_master(bias_path), load_master(dark_path), load_master(flat_path)
         setup = DetectorSetup.from_summary(fi.summary)
         notes = []
         if bias is not None:
@@ -89,10 +93,14 @@ def make_calibrated(frame: dict[str, Any], out_path: str, bias_path: str | None,
             if note:
                 notes.append(note)
         result = calibrate_frame(fi, setup, bias, dark, flat, cosmic_rays=cosmic_rays)
-        write_ccd(result.ccd, out_path, flags=result.flags)
     except (CalibrationError, ValueError, OSError) as exc:
-        return {"path": fi.path, "status": "rejected", "reason": str(exc), "qc": {},
+        if is_disk_full(exc) or isinstance(exc, PermissionError) \
+                and str(fi.path) not in str(exc):
+            raise
+        reason = str(exc) if str(fi.path) in str(exc) else f"{fi.path}: {exc}"
+        return {"path": fi.path, "status": "rejected", "reason": reason, "qc": {},
                 "notes": []}
+    write_ccd(result.ccd, out_path, flags=result.flags)
     return {"path": fi.path, "status": "ok", "product": out_path,
             "checksum": sha256_file(out_path), "qc": result.qc,
             "notes": notes + result.notes, "read_noise_e": setup.read_noise_e}

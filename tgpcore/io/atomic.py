@@ -36,11 +36,45 @@ def _free_space(folder: Path) -> str:
         return "free space unknown"
 
 
-def _disk_full(exc: OSError, final: Path) -> DiskFullError:
-    what = "disk quota exceeded" if exc.errno == errno.EDQUOT else "disk full"
-    return DiskFullError(exc.errno, f"{what} while writing {final} ({_free_space(final.parent)}"
-                                    f" in {final.parent}); no partial file was left: "
-                                    f"{exc.strerror or exc}")
+#: Words of the messages that say "no room", whatever raised them (astropy's "Not enough
+#: space on disk" carries no errno; SQLite says "database or disk is full").
+NO_SPACE_WORDS = ("no space left", "not enough space", "disk is full", "disk full",
+                  "quota exceeded", "file too large")
+#: Below this much free space, a failed write is taken for a full disk whatever it said.
+LOW_SPACE_BYTES = 1_000_000
+
+
+def is_disk_full(exc: BaseException, folder: str | os.PathLike | None = None) -> bool:
+    """Whether an exception (of any kind) means the file system is out of space or quota.
+
+    By its errno (``ENOSPC``, ``EDQUOT``, also on a chained cause), by its message, or, when
+    ``folder`` is given, by the space left there (less than :data:`LOW_SPACE_BYTES`).
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, DiskFullError):
+            return True
+        if getattr(e, "errno", None) in NO_SPACE_ERRNOS:
+            return True
+        if any(w in str(e).lower() for w in NO_SPACE_WORDS):
+            return True
+        e = e.__cause__ or e.__context__
+    if folder is not None:
+        try:
+            return shutil.disk_usage(folder).free < LOW_SPACE_BYTES
+        except OSError:
+            return False
+    return False
+
+
+def _disk_full(exc: BaseException, final: Path) -> DiskFullError:
+    code = getattr(exc, "errno", None) or errno.ENOSPC
+    what = "disk quota exceeded" if code == errno.EDQUOT else "disk full"
+    return DiskFullError(code, f"{what} while writing {final} ({_free_space(final.parent)}"
+                               f" in {final.parent}); no partial file was left: "
+                               f"{getattr(exc, 'strerror', None) or exc}")
 
 
 @contextlib.contextmanager
@@ -49,7 +83,8 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
 
     The temporary file lives in the same directory, so the rename is atomic on POSIX.
     On any exception the temporary file is removed and the exception propagates; a full disk
-    (``ENOSPC``, ``EDQUOT``) is raised as :class:`DiskFullError` naming the product.
+    (whatever the exception looks like: :func:`is_disk_full`) is raised as
+    :class:`DiskFullError` naming the product.
 
     Parameters
     ----------
@@ -77,14 +112,14 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp, final)
-    except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
+    except Exception as exc:
+        with contextlib.suppress(FileNotFoundError, OSError):
             tmp.unlink()
-        if exc.errno in NO_SPACE_ERRNOS and not isinstance(exc, DiskFullError):
+        if not isinstance(exc, DiskFullError) and is_disk_full(exc, final.parent):
             raise _disk_full(exc, final) from exc
         raise
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, OSError):
             tmp.unlink()
         raise
 
