@@ -30,7 +30,7 @@ def roots(tmp_path, monkeypatch):
 
 def _set(params: FullRunParams, name: str, value: str) -> FullRunParams:
     """``params`` with the (possibly nested) field ``name`` set."""
-    for field, sub in type(params).model_fields.items():
+    for field in type(params).model_fields:
         if field == name:
             return params.model_copy(update={name: value})
         inner = getattr(params, field)
