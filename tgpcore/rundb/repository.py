@@ -88,6 +88,12 @@ class RunDB:
     refresh_product = _Delegate("product_store", ProductStore)
     verify_product = _Delegate("product_store", ProductStore)
     products = _Delegate("product_store", ProductStore)
+    resolve_product = _Delegate("product_store", ProductStore)
+    parents_of = _Delegate("product_store", ProductStore)
+    children_of = _Delegate("product_store", ProductStore)
+    products_made_from = _Delegate("product_store", ProductStore)
+    products_depending_on = _Delegate("product_store", ProductStore)
+    lineage_tree = _Delegate("product_store", ProductStore)
     # network cache
     cache_get = _Delegate("http_cache", HttpCache)
     cache_put = _Delegate("http_cache", HttpCache)
