@@ -472,6 +472,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from flows.ephemeral import bind_temporary_server
+
+    bind_temporary_server()
     result = run(params)
     print_outcome(result, params.plan_only)
     return 0
