@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from flows.console import attach_run_log
 from tgpcore import __version__
 from tgpcore.io.atomic import remove_stale_temporaries
 from tgpcore.rundb.engine import open_db, resolve_database_url
@@ -75,6 +76,7 @@ def open_session(data_dir: str | Path, out_root: str | Path, profile: str | None
                  profile=profile or "auto", params=params, software_version=__version__,
                  run_id=run_id)
     (out_root / run_id).mkdir(parents=True, exist_ok=True)
+    attach_run_log(out_root / run_id)
     return RunSession(run_id=run_id, db=db, db_url=url, out_root=out_root,
                       heartbeat=Heartbeat(db, run_id).start())
 
