@@ -99,8 +99,9 @@ class ProductStore(Store):
         parents : sequence of int, str, path-like or Product, optional
             The products it was made from, by id, path, key or checksum (see
             :meth:`resolve_product`). By default, the products whose key or file checksum is
-            among ``input_checksums``, excluding any with the same checksum as this product
-            (the same file is not its own parent). ``[]`` records none.
+            among ``input_checksums`` (one per input: this run's if there is one, else the
+            latest), leaving out this product's own key as recorded by other runs.
+            ``[]`` records none.
 
         Returns
         -------
@@ -166,8 +167,8 @@ class ProductStore(Store):
                 Product.status == "ok", Product.id != child.id,
                 or_(Product.key.in_(chunk), Product.checksum.in_(chunk)))
             for p in s.scalars(stmt):
-                if child.checksum is not None and p.checksum == child.checksum:
-                    continue  # the same file recorded again (reused, or under another kind)
+                if p.key == child.key:
+                    continue  # the same product, recorded by another run
                 for d in {p.key, p.checksum} & set(chunk):
                     found.setdefault(d, []).append(p)
         picked = (_pick(found.get(d, []), child.run_id) for d in digests)
