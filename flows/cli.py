@@ -75,10 +75,10 @@ def _cmd_db(argv: list[str]) -> int:
 COMMANDS = {
     "simulate": ("flows.simulate", "simulate an observing night with full truth"),
     "inventory": ("flows.inventory", "classify the frames of a raw night"),
-    "plan": ("flows.plan", "print and store the calibration plan of a night"),
+    "plan": ("flows.commands.plan", "print and store the calibration plan of a night"),
     "run": ("flows.full_run", "run the pipeline on a night"),
-    "members": ("flows.membership", "membership from a Gaia-like table"),
-    "fit": ("flows.isochrone_fit", "fit age, distance, reddening, [M/H] to a catalogue"),
+    "members": ("flows.commands.members", "membership from a Gaia-like table"),
+    "fit": ("flows.commands.fit", "fit age, distance, reddening, [M/H] to a catalogue"),
     "report": ("flows.report", "rebuild the night report (report.html) of a run folder"),
 }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
@@ -13,7 +12,6 @@ from pydantic import Field
 from flows.inventory import InventoryParams, run_inventory_stage
 from flows.runners import RunnerSettings, make_task_runner
 from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
-from flows.settings import default_out_root
 from tasks.inventory import build_plan_task
 from tgpcore.calibration.plan import CalibrationPlan, format_plan
 from tgpcore.inventory import Inventory
@@ -64,23 +62,20 @@ def plan_flow(params: PlanParams, run_id: str | None = None) -> dict[str, Any]:
     return {"run_id": session.run_id, "plan": plan.to_dict(), "db_url": session.db_url}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: print the calibration plan of a night."""
-    ap = argparse.ArgumentParser(prog="python -m flows.plan", description=__doc__)
-    ap.add_argument("--data", required=True, help="raw night folder")
-    ap.add_argument("--out", default=default_out_root(), help="output root (default: %(default)s)")
-    ap.add_argument("--profile", help="instrument profile name or TOML file")
-    ap.add_argument("--grouping", help="TOML file overriding the grouping")
-    ap.add_argument("--plan-rules", help="TOML file overriding the matching rules")
-    ap.add_argument("--runner", choices=["dask", "threads"], default="threads")
-    args = ap.parse_args(argv)
-    params = PlanParams(data=args.data, out=args.out, profile=args.profile,
-                        grouping=args.grouping, plan_rules=args.plan_rules,
-                        runner=RunnerSettings(kind=args.runner))
+def record_plan(data: str, out: str, profile: str | None = None, grouping: str | None = None,
+                plan_rules: str | None = None, runner: str = "threads") -> tuple[str, str]:
+    """Inventory and plan a night through the plan flow, recording both; (run id, db URL)."""
+    params = PlanParams(data=data, out=out, profile=profile, grouping=grouping,
+                        plan_rules=plan_rules, runner=RunnerSettings(kind=runner))
     result = plan_flow.with_options(task_runner=make_task_runner(params.runner))(params)
-    print(format_plan(CalibrationPlan.from_dict(result["plan"])))
-    print(f"run {result['run_id']} recorded in {result['db_url']}")
-    return 0
+    return result["run_id"], result["db_url"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``tgp plan`` (:mod:`flows.commands.plan`)."""
+    from flows.commands.plan import main as plan_main
+
+    return plan_main(argv)
 
 
 if __name__ == "__main__":
