@@ -51,6 +51,13 @@ def _pick(candidates: list[Product], run_id: str | None) -> Product | None:
                                           p.created_at, p.id))
 
 
+def _direction(down: bool) -> tuple[Any, Any]:
+    """(this end, next end) of a lineage edge, walking to children if ``down``."""
+    if down:
+        return ProductLineage.parent_id, ProductLineage.child_id
+    return ProductLineage.child_id, ProductLineage.parent_id
+
+
 @dataclass
 class LineageNode:
     """A product in a lineage tree, with the products next to it in the walk's direction
@@ -214,8 +221,7 @@ class ProductStore(Store):
     def _edges(self, start: int, down: bool) -> list[tuple[int, int]]:
         """(from, to) edges reachable from ``start``: towards parents, or children if
         ``down``; breadth first, each product expanded once."""
-        near, far = ((ProductLineage.parent_id, ProductLineage.child_id) if down
-                     else (ProductLineage.child_id, ProductLineage.parent_id))
+        near, far = _direction(down)
         edges: list[tuple[int, int]] = []
         seen, frontier = {start}, [start]
         with self._session() as s:
@@ -247,21 +253,20 @@ class ProductStore(Store):
         rows = self._load(order)
         return [rows[i] for i in order]
 
-    def parents_of(self, product: ProductRef) -> list[Product]:
-        """The products this product was made from, directly."""
+    def _next(self, product: ProductRef, down: bool) -> list[Product]:
+        near, far = _direction(down)
         with self._session() as s:
             pid = self._resolve(s, product).id
-            return list(s.scalars(select(Product).join(
-                ProductLineage, ProductLineage.parent_id == Product.id)
-                .where(ProductLineage.child_id == pid).order_by(ProductLineage.id)))
+            return list(s.scalars(select(Product).join(ProductLineage, far == Product.id)
+                                  .where(near == pid).order_by(ProductLineage.id)))
+
+    def parents_of(self, product: ProductRef) -> list[Product]:
+        """The products this product was made from, directly."""
+        return self._next(product, down=False)
 
     def children_of(self, product: ProductRef) -> list[Product]:
         """The products made from this product, directly."""
-        with self._session() as s:
-            pid = self._resolve(s, product).id
-            return list(s.scalars(select(Product).join(
-                ProductLineage, ProductLineage.child_id == Product.id)
-                .where(ProductLineage.parent_id == pid).order_by(ProductLineage.id)))
+        return self._next(product, down=True)
 
     def products_made_from(self, product: ProductRef) -> list[Product]:
         """Every product this one was made from, parents first, then theirs (ancestors).
