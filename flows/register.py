@@ -405,7 +405,7 @@ def _solve_all(session: RunSession, params: RegisterParams, registration: Regist
                 pid = db.record_product(run_id, "solved_stack", pkey, st["path"], checksum,
                                         {"stack": st["path"]}, {"solver": sol["solver"],
                                                                 "solved_on": src_sid},
-                                        __version__)
+                                        __version__, parents=[st["product_key"]] if st.get("product_key") else None)
                 db.add_qc(run_id, {"wcs_matched_stars": float(sol["n_matched"]),
                                    "wcs_rms_arcsec": sol["rms_arcsec"],
                                    "wcs_sip_degree": float(sol.get("sip_degree") or 1)},
