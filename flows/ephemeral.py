@@ -30,16 +30,21 @@ def _popen(*args, **kwargs):
     return subprocess.Popen(*args, **kwargs)
 
 
+def allow_slow_start() -> None:
+    """Give Prefect's temporary server 180 s to start: its first start on a busy machine
+    migrates a new SQLite database, and Prefect's 20 s default then fails the run ("Timed out
+    while attempting to connect to ephemeral Prefect API server")."""
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
 def bind_temporary_server() -> bool:
     """Make Prefect's temporary server (started later by this process) die with it.
 
     Returns whether it could be done (Linux, and Prefect's server module as expected).
     """
+    allow_slow_start()
     if os.environ.get("PREFECT_API_URL"):
         return False                         # a configured server is not ours to bind
-    # Its first start on a busy machine migrates a new SQLite database: Prefect's 20 s
-    # default is too short there ("Timed out while attempting to connect to ephemeral ...").
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     if not sys.platform.startswith("linux"):
         return False
     try:
