@@ -474,6 +474,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    data = Path(params.data)
+    if not data.is_dir():
+        print(f"error: raw night folder {data} does not exist", file=sys.stderr)
+        return 1
+    if not any(p.is_file() for p in data.rglob("*")):
+        print(f"error: no FITS files in {data}", file=sys.stderr)
+        return 1
     from flows.console import configure_console
     from flows.ephemeral import bind_temporary_server
 
