@@ -87,6 +87,13 @@ def run_catalogs_stage(session: RunSession, inv: Inventory, gaia_file: str | Non
     return result
 
 
+def catalogs_step(night: Any) -> dict[str, dict[str, Any]]:
+    """The catalogue stage in a walk of the stage table."""
+    p = night.params
+    return run_catalogs_stage(night.session, night.get("inventory"), getattr(p, "gaia_file", None),
+                              getattr(p, "gaia_release", "dr3"), getattr(p, "members", None))
+
+
 def _members_as_catalogue(session: RunSession, spec: str, cluster: str, dest: Path) -> str:
     """A published member list written as the cluster's Gaia table."""
     from tgpcore.catalogs.members import member_list

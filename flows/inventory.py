@@ -10,8 +10,9 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, Field
 
+from flows.runner import stage_run
 from flows.runners import RunnerSettings, make_task_runner
-from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
+from flows.session import RunSession, closing_failed_run, open_session
 from flows.settings import default_out_root
 from tasks.inventory import scan_night_task
 from tgpcore.inventory import KINDS, Inventory, format_inventory
@@ -56,13 +57,13 @@ def inventory_summary_markdown(inv: Inventory) -> str:
 def run_inventory_stage(session: RunSession, params: InventoryParams) -> Inventory:
     """The inventory stage inside an open run: scan, record, summarise."""
     logger = get_run_logger()
-    with recorded_stage(session, "inventory") as counters:
+    with stage_run(session, "inventory", "files") as counts:
         inventory = scan_night_task(params.data, params.profile, params.grouping)
         inv = record_inventory(session, inventory)
-        counts = inv.counts()
-        counters.update(counts)
+        counts.extra.update(inv.counts())
+        counts.total = counts.done = len(inv.records)
         logger.info("inventory: %d files; %s", len(inv.records),
-                    ", ".join(f"{v} {k}" for k, v in counts.items()))
+                    ", ".join(f"{v} {k}" for k, v in inv.counts().items()))
         for r in inv.rejected():
             logger.warning("rejected %s: %s", r.relpath, r.reason)
         for w in inv.warnings:
@@ -74,6 +75,11 @@ def run_inventory_stage(session: RunSession, params: InventoryParams) -> Invento
               "exptime_s": r.exptime_s, "group": r.group_key or "", "reason": r.reason or ""}
              for r in inv.records], key="inventory-frames", description="Every file and its class")
     return inv
+
+
+def inventory_step(night: Any) -> Inventory:
+    """The inventory in a walk of the stage table."""
+    return run_inventory_stage(night.session, night.params)
 
 
 @flow(name="tgp-inventory", log_prints=True)

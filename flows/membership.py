@@ -219,6 +219,23 @@ def run_published_membership_stage(session: RunSession, spec: str, clusters: lis
     return out
 
 
+def membership_step(night: Any) -> dict[str, dict[str, Any]]:
+    """Membership in a walk of the stage table: the published list when one was given, else
+    the mixture on each cluster's Gaia table."""
+    session, catalogs = night.session, night.get("catalogs")
+    members = getattr(night.params, "members", None)
+    if members:
+        found = run_published_membership_stage(session, members, sorted(catalogs))
+    else:
+        found = {cluster: run_membership_stage(
+            session, cat["path"], (cat["footprint"]["ra_deg"], cat["footprint"]["dec_deg"]),
+            session.run_dir / "membership" / cluster, cat["footprint"]["radius_deg"])
+            for cluster, cat in catalogs.items()}
+    return {cluster: {k: out.get(k) for k in ("status", "message", "members", "summary_path",
+                                               "figures")}
+            for cluster, out in found.items()}
+
+
 @flow(name="tgp-membership", log_prints=True)
 def membership_flow(params: MembershipParams) -> dict[str, Any]:
     """Cluster membership of one Gaia-like table (standalone, or recorded with ``record``)."""

@@ -298,6 +298,12 @@ def run_photcal_stage(session: RunSession, params: PhotcalParams, photometry: An
     return out
 
 
+def photcal_step(night: Any) -> PhotcalOutcome:
+    """Photometric calibration in a walk of the stage table."""
+    return run_photcal_stage(night.session, night.params, night.get("photometry"),
+                             night.get("calibrate"), night.get("inventory"), night.get("solve"))
+
+
 @flow(name="tgp-photcal", log_prints=True)
 def photcal_flow(params: PhotcalParams, run_id: str | None = None) -> dict[str, Any]:
     """A night from raw frames to calibrated catalogues (every stage up to photcal)."""

@@ -212,6 +212,12 @@ def run_photometry_stage(session: RunSession, params: PhotometryParams, reg: Any
                                f"(first: {first[0]}: {first[1]})")
     return out
 
+def photometry_step(night: Any) -> PhotometryOutcome:
+    """Photometry in a walk of the stage table (unsolved stacks too, when solving failed)."""
+    return run_photometry_stage(night.session, night.params, night.get("register"),
+                                night.get("solve"), night.get("inventory"))
+
+
 @dataclass
 class NightToPhotometry:
     """Every stage's outcome from the inventory to the photometry of one night."""

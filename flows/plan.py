@@ -11,8 +11,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field
 
 from flows.inventory import InventoryParams, run_inventory_stage
+from flows.runner import stage_run
 from flows.runners import RunnerSettings, make_task_runner
-from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
+from flows.session import RunSession, closing_failed_run, open_session
 from flows.settings import default_out_root
 from tasks.inventory import build_plan_task
 from tgpcore.calibration.plan import CalibrationPlan, format_plan
@@ -29,14 +30,16 @@ class PlanParams(InventoryParams):
 def run_plan_stage(session: RunSession, params: PlanParams, inv: Inventory) -> CalibrationPlan:
     """The plan stage inside an open run: build, store, summarise."""
     logger = get_run_logger()
-    with recorded_stage(session, "plan") as counters:
+    with stage_run(session, "plan", "frames") as counts:
         plan = CalibrationPlan.from_dict(
             build_plan_task(inv.to_payload(), params.plan_rules))
         masters, entries = plan.db_records()
         session.db.replace_plan(session.run_id, masters, entries)
         ok = sum(e.status == "ok" for e in plan.entries)
-        counters.update({"masters": len(plan.masters), "frames_ok": ok,
-                         "frames_refused": len(plan.entries) - ok})
+        # every frame planned (a refusal is the plan's answer, lost by calibration)
+        counts.total = counts.done = len(plan.entries)
+        counts.extra.update({"masters": len(plan.masters), "frames_ok": ok,
+                             "frames_refused": len(plan.entries) - ok})
         logger.info("plan: %d/%d frames can be calibrated with %d masters", ok,
                     len(plan.entries), len(plan.masters))
         for w in plan.warnings:
@@ -49,6 +52,11 @@ def run_plan_stage(session: RunSession, params: PlanParams, inv: Inventory) -> C
               "status": e.status, "reason": e.reason or "", "warnings": "; ".join(e.warnings)}
              for e in plan.entries], key="calibration-plan-table")
     return plan
+
+
+def plan_step(night: Any) -> CalibrationPlan:
+    """The plan in a walk of the stage table."""
+    return run_plan_stage(night.session, night.params, night.get("inventory"))
 
 
 @flow(name="tgp-plan", log_prints=True)

@@ -51,7 +51,7 @@ from tgpcore.astrometry.products import write_wcs
 from tgpcore.instruments import resolve_profile
 from tgpcore.io.atomic import atomic_path
 from tgpcore.io.checksum import product_key, sha256_file
-from tgpcore.qc import registration_alarms
+from tgpcore.qc import registration_alarms, solve_alarms
 from tgpcore.registration import exposure_classes
 
 REGISTER_PARAMS_VERSION = 5  # 2: FWHM measured per pointing; plain cross-correlation;
@@ -499,6 +499,37 @@ def run_mosaic_stage(session: RunSession, params: RegisterParams,
         md += [f"- `{k}` failed: {v}" for k, v in out.failed.items()]
         create_markdown_artifact("\n".join(md), key="mosaic-summary")
     return out
+
+
+def register_step(night: Any) -> RegistrationOutcome:
+    """Registration in a walk of the stage table."""
+    return run_register_stage(night.session, night.params, night.get("calibrate"),
+                              night.get("inventory"))
+
+
+def solve_step(night: Any) -> SolveOutcome:
+    """Plate solving in a walk of the stage table, with its alarms (pixel scale, RMS)."""
+    reg = night.get("register")
+    sol = run_solve_stage(night.session, night.params, reg)
+    raise_alarms(night.session, solve_alarms(sol.solutions, stack_scales(night.params, reg)))
+    return sol
+
+
+def stack_scales(params: RegisterParams, reg: RegistrationOutcome) -> dict[str, float]:
+    """Pixel scale (arcsec) of each stack, from the parameters or its instrument profile."""
+    out = {}
+    for sid, st in reg.stacks.items():
+        try:
+            out[sid] = _scale(params, st.get("profile"))
+        except Exception:  # noqa: BLE001 - no scale: the alarm uses arcseconds only
+            continue
+    return out
+
+
+def mosaic_step(night: Any) -> MosaicOutcome:
+    """Mosaics in a walk of the stage table."""
+    return run_mosaic_stage(night.session, night.params, night.get("register"),
+                            night.get("solve"))
 
 
 @flow(name="tgp-register", log_prints=True)

@@ -121,6 +121,13 @@ def run_report_stage(session: RunSession, result: dict[str, Any]) -> dict[str, A
     return out
 
 
+def report_step(night: Any) -> str:
+    """The report in a walk of the stage table: it describes the run so far (a broken report
+    never fails the night)."""
+    night.result["failed"] = night.failed
+    return run_report_stage(night.session, night.result)["path"]
+
+
 def run_dir_database(run_dir: str | Path) -> str | None:
     """The run database of a run folder: ``TGP_DATABASE_URL``, else the SQLite file beside
     the run folder if it exists, else None."""

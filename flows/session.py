@@ -99,8 +99,9 @@ def recorded_stage(session: RunSession, stage: str) -> Iterator[dict[str, Any]]:
     except BaseException as exc:
         session.db.stage_finished(event, "failed", counters, message=f"{type(exc).__name__}: {exc}")
         raise
-    session.db.stage_finished(event, "succeeded", counters,
-                              message=counters.pop("_message", None))
+    # lost items (counted as 'failed') make the stage partial
+    status = "partial" if counters.get("failed") else "succeeded"
+    session.db.stage_finished(event, status, counters, message=counters.pop("_message", None))
 
 
 def raise_alarms(session: RunSession, alarms: list[Any]) -> list[Any]:
