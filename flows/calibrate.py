@@ -19,17 +19,15 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
 from pydantic import Field
 
-from flows.inventory import run_inventory_stage
-from flows.plan import PlanParams, run_plan_stage
+from flows.plan import PlanParams
 from flows.runner import Item, StageRunner, collect, stage_run
 from flows.runners import RunnerSettings, make_task_runner
 from flows.session import (
     RunSession,
-    closing_failed_run,
-    open_session,
     raise_alarms,
 )
 from flows.settings import default_out_root
+from flows.walk import run_stages
 from tasks.calibrate import build_master_task, calibrate_frame_task
 from tgpcore.calibration.plan import CalibrationPlan
 from tgpcore.calibration.schedule import (
@@ -244,16 +242,7 @@ def calibrate_step(night: Any) -> CalibrationOutcome:
 @flow(name="tgp-calibrate", log_prints=True)
 def calibrate_flow(params: CalibrateParams, run_id: str | None = None) -> dict[str, Any]:
     """Inventory, plan and calibrate a night, recording everything."""
-    session = open_session(params.data, params.out, params.profile,
-                           params.model_dump(mode="json"), run_id=run_id)
-    with closing_failed_run(session):
-        inv = run_inventory_stage(session, params)
-        plan = run_plan_stage(session, params, inv)
-        outcome = run_calibrate_stage(session, params, inv, plan)
-    if run_id is None:
-        session.db.finish_run(session.run_id, "succeeded")
-    return {"run_id": session.run_id, "run_dir": str(session.run_dir),
-            "calibration": outcome.to_dict(), "db_url": session.db_url}
+    return run_stages(params, ["calibrate"], run_id).result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,6 @@ ECSV; QC figures show the residuals against airmass and colour.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,20 +27,27 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field
 
-from flows.photometry import PhotometryParams, run_stages_to_photometry
+from flows.photometry import PhotometryParams
+from flows.runner import collect, error_text, stage_run
 from flows.runners import RunnerSettings, make_task_runner
 from flows.session import (
     RunSession,
-    closing_failed_run,
-    open_session,
     raise_alarms,
-    recorded_stage,
 )
 from flows.settings import default_out_root
+from flows.walk import run_stages
 from tasks.photcal import calibrate_task, fit_filter_task, reference_task, standards_task
 from tgpcore import __version__
 from tgpcore.io.checksum import product_key, sha256_file
 from tgpcore.photcal.fit import CalibrationSolution
+from tgpcore.photcal.plan import (
+    StandardFrame,
+    bands_by_solution,
+    expected_fits,
+    fit_groups,
+    reference_bands,
+    standard_frames,
+)
 from tgpcore.plots.photcal import residuals_figure
 from tgpcore.qc import photcal_alarms
 
@@ -80,13 +86,6 @@ class PhotcalOutcome:
     def to_dict(self) -> dict[str, Any]:
         """Plain data."""
         return asdict(self)
-
-
-def night_of(mjd: float | None) -> str:
-    """Label of the observing night of an MJD (the MJD at the previous noon UT)."""
-    if mjd is None or not math.isfinite(float(mjd)):
-        return "night"
-    return f"MJD{int(math.floor(float(mjd) - 0.5))}"
 
 
 def _frame_wcs_paths(sol: Any) -> dict[str, str]:
@@ -134,168 +133,187 @@ def run_photcal_stage(session: RunSession, params: PhotcalParams, photometry: An
         ``hdf5``, ``hdf5_key``, ``n_calibrated`` per band), ``standards`` (per frame) and
         ``plots``.
     """
-    logger = get_run_logger()
-    db, run_id = session.db, session.run_id
-    out = PhotcalOutcome()
-    calibrated = dict(calibration["calibrated"] if isinstance(calibration, dict)
-                      else calibration.calibrated)
     clusters = dict(photometry.clusters if hasattr(photometry, "clusters")
                     else photometry.get("clusters", {}))
-    wcs_paths = _frame_wcs_paths(sol)
-    plot_dir = session.run_dir / "plots"
-    cat_dir = session.run_dir / "catalogs"
-    h5 = str(session.run_dir / "tgp.h5")
-    cfg = params.photometry_config()
-    cfg["psf"] = "off"
-    with recorded_stage(session, "photcal") as counters:
-        # 1. standard stars, one task per frame
-        futs = {}
-        if params.standards_catalog:
-            for r in _records(records):
-                if r.get("kind") != "standard" or r.get("status") != "accepted":
-                    continue
-                cal_path = calibrated.get(r["path"])
-                if cal_path is None:
-                    continue
-                stem = Path(r["path"]).name.split(".")[0]
-                futs[r["path"]] = standards_task.submit(
-                    cal_path, params.standards_catalog, wcs_paths.get(stem), r.get("airmass"),
-                    r.get("filter"), cfg, params.standards_radius_arcsec, night_of(r.get("mjd")))
+    with stage_run(session, "photcal", "catalogues") as counts:
+        pc = _Photcal(session, params)
+        frames = standard_frames(_records(records), dict(
+            calibration["calibrated"] if isinstance(calibration, dict)
+            else calibration.calibrated)) if params.standards_catalog else []
+        rows = pc.measure_standards(frames, _frame_wcs_paths(sol))
+        pc.fit_standards(rows, expected_fits(_records(records))
+                         if params.standards_catalog else [])
+        night_sols = bands_by_solution(pc.out.solutions)
+        for cluster, cres in sorted(clusters.items()):
+            pc.calibrate_cluster(cluster, cres, night_sols)
+        pc.alarms(clusters, photometry, night_sols)
+        counts.total, counts.done = len(clusters), len(pc.out.catalogues)
+        counts.failed = len(pc.out.failed)
+        counts.extra.update({"solutions": len(pc.out.solutions), "standard_frames": len(frames)})
+        _photcal_report(pc.out)
+    return pc.out
+
+
+class _Photcal:
+    """The photometric calibration's work: standards, fits, the catalogues calibrated."""
+
+    def __init__(self, session: RunSession, params: PhotcalParams) -> None:
+        self.session, self.params = session, params
+        self.out = PhotcalOutcome()
+        self.plot_dir = session.run_dir / "plots"
+
+    def measure_standards(self, frames: list[StandardFrame], wcs_paths: dict[str, str]
+                          ) -> list[dict[str, Any]]:
+        """Measure the standards of every standard-field frame (one task each)."""
+        cfg = {**self.params.photometry_config(), "psf": "off"}
+        futs = {f.raw: standards_task.submit(
+            f.calibrated, self.params.standards_catalog,
+            wcs_paths.get(Path(f.raw).name.split(".")[0]), f.airmass, f.filter, cfg,
+            self.params.standards_radius_arcsec, f.night) for f in frames}
         rows: list[dict[str, Any]] = []
         for raw, fut in futs.items():
-            try:
-                m = fut.result()
-            except Exception as exc:  # noqa: BLE001 - one frame never stops the night
-                m = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "rows": []}
-            out.standards[Path(raw).name] = {k: m.get(k) for k in (
+            m, reason = collect(fut)
+            if reason is not None:  # one frame never stops the night
+                m = {"status": "failed", "reason": reason, "rows": []}
+            self.out.standards[Path(raw).name] = {k: m.get(k) for k in (
                 "status", "reason", "filter", "airmass", "n_detected", "n_matched")}
-            out.standards[Path(raw).name]["n_used"] = len(m.get("rows", []))
+            self.out.standards[Path(raw).name]["n_used"] = len(m.get("rows", []))
             rows += m.get("rows", [])
-        # 2. one fit per (night, filter)
-        groups = sorted({(r["night"], r["filter"]) for r in rows})
-        if params.standards_catalog:
-            seen = {(r.get("filter"), night_of(r.get("mjd"))) for r in _records(records)
-                    if r.get("kind") == "standard" and r.get("status") == "accepted"}
-            for f, n in sorted(seen):
-                if (n, f) not in groups:
-                    out.failed[f"{n}/{f}"] = "no standard star measured"
-        ffuts = {(n, f): fit_filter_task.submit([r for r in rows if r["night"] == n],
-                                                f, params.min_standards,
-                                                params.min_airmass_range)
-                 for n, f in groups}
-        for (n, f), fut in ffuts.items():
-            try:
-                s = fut.result()
-            except Exception as exc:  # noqa: BLE001 - too few standards: this filter only
-                out.failed[f"{n}/{f}"] = f"{type(exc).__name__}: {exc}"
+        return rows
+
+    def fit_standards(self, rows: list[dict[str, Any]], expected: list[tuple[str, str]]) -> None:
+        """One fit per (night, filter); a filter without standards fails alone."""
+        groups = fit_groups(rows)
+        for n, f in expected:
+            if (n, f) not in groups:
+                self.out.failed[f"{n}/{f}"] = "no standard star measured"
+        futs = {(n, f): fit_filter_task.submit([r for r in rows if r["night"] == n], f,
+                                               self.params.min_standards,
+                                               self.params.min_airmass_range)
+                for n, f in groups}
+        for (n, f), fut in futs.items():
+            s, reason = collect(fut)
+            if reason is not None:  # too few standards: this filter only
+                self.out.failed[f"{n}/{f}"] = reason
                 continue
-            out.solutions[f"{n}/{f}"] = s
-            inputs = {"frames": sorted({r["frame"] for r in rows if r["night"] == n
-                                        and r["filter"] == f})}
-            pkey = product_key("photcal", inputs, {"filter": f, "night": n,
-                                                   "version": PHOTCAL_PARAMS_VERSION},
-                               __version__)
-            pid = db.record_product(run_id, "photcal_solution", pkey, None, None, inputs,
-                                    {k: v for k, v in s.items() if k != "extra"}, __version__)
-            db.add_qc(run_id, {f"{f}_zp": s["zp"], f"{f}_zp_err": s["zp_err"],
-                               f"{f}_k": s["k"], f"{f}_k_err": s["k_err"], f"{f}_c": s["c"],
-                               f"{f}_c_err": s["c_err"], f"{f}_rms": s["rms"],
-                               f"{f}_n_standards": float(s["n_used"])}, product_id=pid)
-        nights = sorted({n for n, _ in groups})
-        for n in nights:
+            self.out.solutions[f"{n}/{f}"] = s
+            self._record_solution(n, f, s, sorted({r["frame"] for r in rows
+                                                   if r["night"] == n and r["filter"] == f}))
+        for n in sorted({n for n, _ in groups}):
             sols = {k.split("/")[1]: CalibrationSolution.from_dict(v)
-                    for k, v in out.solutions.items() if k.startswith(f"{n}/")}
+                    for k, v in self.out.solutions.items() if k.startswith(f"{n}/")}
             if sols:
-                t = Table(rows=[r for r in rows if r["night"] == n])
-                p = residuals_figure(t, sols, plot_dir / f"photcal_{n}.png",
+                p = residuals_figure(Table(rows=[r for r in rows if r["night"] == n]), sols,
+                                     self.plot_dir / f"photcal_{n}.png",
                                      title=f"Standard-star calibration, {n}")
-                out.plots.append(str(p))
-        # 3. apply per cluster (standards, else reference catalogue)
-        night_sols: dict[str, dict[str, Any]] = {}
-        for key, s in sorted(out.solutions.items()):
-            night_sols.setdefault(key.split("/")[1], s)  # one night per run in practice
-        for cluster, cres in sorted(clusters.items()):
-            sols = {f: s for f, s in night_sols.items() if f in cres.get("bands", [])}
-            missing = [b for b in cres.get("bands", []) if b not in sols]
-            if missing and params.photometric_reference:
-                try:
-                    ref = reference_task(cres["path"], params.photometric_reference,
-                                         params.transformation,
-                                         tuple(b for b in params.reference_bands
-                                               if b in missing))
-                except Exception as exc:  # noqa: BLE001
-                    ref = {"solutions": {}, "failed": {"reference": f"{exc}"}, "matched": []}
-                for b, s in ref["solutions"].items():
-                    sols[b] = s
-                    out.solutions[f"{cluster}/{b}"] = s
-                for b, why in ref["failed"].items():
-                    out.failed[f"{cluster}/{b}"] = why
-                if ref["solutions"]:
-                    p = residuals_figure(Table(rows=ref["matched"]),
-                                         {b: CalibrationSolution.from_dict(s)
-                                          for b, s in ref["solutions"].items()},
-                                         plot_dir / f"photcal_{cluster}_reference.png",
-                                         title=f"{cluster}: reference-catalogue calibration")
-                    out.plots.append(str(p))
-            if not sols:
-                out.failed[cluster] = "no calibration for any band of the catalogue"
-                continue
-            try:
-                res = calibrate_task(cres["path"], sols, str(cat_dir), f"{cluster}_calibrated",
-                                     h5)
-            except Exception as exc:  # noqa: BLE001
-                out.failed[cluster] = f"{type(exc).__name__}: {exc}"
-                continue
-            res["methods"] = {b: s["method"] for b, s in sols.items()}
-            out.catalogues[cluster] = res
-            inputs = {"catalog": sha256_file(cres["path"])}
-            pkey = product_key("calibrated_catalog", inputs,
-                               {b: [s["zp"], s["k"], s["c"]] for b, s in sols.items()},
-                               __version__)
-            pid = db.record_product(run_id, "calibrated_catalog", pkey, res["ecsv"],
-                                    res["checksum"], inputs, {"methods": res["methods"]},
-                                    __version__)
-            db.add_qc(run_id, {f"n_{b}": float(v) for b, v in res["n_calibrated"].items()},
-                      product_id=pid)
+                self.out.plots.append(str(p))
+
+    def _record_solution(self, n: str, f: str, s: dict[str, Any], frames: list[str]) -> None:
+        db, run_id = self.session.db, self.session.run_id
+        inputs = {"frames": frames}
+        pkey = product_key("photcal", inputs, {"filter": f, "night": n,
+                                               "version": PHOTCAL_PARAMS_VERSION}, __version__)
+        pid = db.record_product(run_id, "photcal_solution", pkey, None, None, inputs,
+                                {k: v for k, v in s.items() if k != "extra"}, __version__)
+        db.add_qc(run_id, {f"{f}_zp": s["zp"], f"{f}_zp_err": s["zp_err"], f"{f}_k": s["k"],
+                           f"{f}_k_err": s["k_err"], f"{f}_c": s["c"], f"{f}_c_err": s["c_err"],
+                           f"{f}_rms": s["rms"], f"{f}_n_standards": float(s["n_used"])},
+                  product_id=pid)
+
+    def reference(self, cluster: str, cres: dict[str, Any], bands: tuple[str, ...]
+                  ) -> dict[str, Any]:
+        """Solutions of the bands the standards left, from the field's reference catalogue."""
+        p = self.params
+        try:
+            ref = reference_task(cres["path"], p.photometric_reference, p.transformation, bands)
+        except Exception as exc:  # noqa: BLE001
+            ref = {"solutions": {}, "failed": {"reference": f"{exc}"}, "matched": []}
+        for b, s in ref["solutions"].items():
+            self.out.solutions[f"{cluster}/{b}"] = s
+        for b, why in ref["failed"].items():
+            self.out.failed[f"{cluster}/{b}"] = why
+        if ref["solutions"]:
+            fig = residuals_figure(Table(rows=ref["matched"]),
+                                   {b: CalibrationSolution.from_dict(s)
+                                    for b, s in ref["solutions"].items()},
+                                   self.plot_dir / f"photcal_{cluster}_reference.png",
+                                   title=f"{cluster}: reference-catalogue calibration")
+            self.out.plots.append(str(fig))
+        return ref["solutions"]
+
+    def calibrate_cluster(self, cluster: str, cres: dict[str, Any],
+                          night_sols: dict[str, Any]) -> None:
+        """Apply the solutions to a cluster's catalogue (standards, else the reference)."""
+        bands = cres.get("bands", [])
+        sols = {f: s for f, s in night_sols.items() if f in bands}
+        ref_bands = reference_bands(bands, sols, self.params.reference_bands,
+                                    bool(self.params.photometric_reference))
+        if ref_bands:
+            sols.update(self.reference(cluster, cres, ref_bands))
+        if not sols:
+            self.out.failed[cluster] = "no calibration for any band of the catalogue"
+            return
+        run_dir = self.session.run_dir
+        try:
+            res = calibrate_task(cres["path"], sols, str(run_dir / "catalogs"),
+                                 f"{cluster}_calibrated", str(run_dir / "tgp.h5"))
+        except Exception as exc:  # noqa: BLE001
+            self.out.failed[cluster] = error_text(exc)
+            return
+        res["methods"] = {b: s["method"] for b, s in sols.items()}
+        self.out.catalogues[cluster] = res
+        db, run_id = self.session.db, self.session.run_id
+        inputs = {"catalog": sha256_file(cres["path"])}
+        pkey = product_key("calibrated_catalog", inputs,
+                           {b: [s["zp"], s["k"], s["c"]] for b, s in sols.items()}, __version__)
+        pid = db.record_product(run_id, "calibrated_catalog", pkey, res["ecsv"], res["checksum"],
+                                inputs, {"methods": res["methods"]}, __version__)
+        db.add_qc(run_id, {f"n_{b}": float(v) for b, v in res["n_calibrated"].items()},
+                  product_id=pid)
+
+    def alarms(self, clusters: dict[str, Any], photometry: Any, night_sols: dict[str, Any]
+               ) -> None:
+        """Short/long offsets, sky brightness and the solutions' alarms, per cluster."""
         alarms = []
         for cluster, cres in sorted(clusters.items()):
-            applied = {k.split("/")[1]: v for k, v in out.solutions.items()
+            applied = {k.split("/")[1]: v for k, v in self.out.solutions.items()
                        if k.startswith(f"{cluster}/")} or night_sols
             stacks = {sid: r for sid, r in (getattr(photometry, "stacks", None) or {}).items()
-                      if sid.split("/")[0] == cluster and r.get("status") == "ok"}
+                      if sid.split("/")[0] == cluster and r.get("status", "ok") == "ok"}
             found, sky = photcal_alarms({f"{cluster}/{k}": v for k, v in
                                          (cres.get("short_long") or {}).items()},
                                         stacks, applied)
             alarms += found
-            out.sky_mag_arcsec2.update(sky)
+            self.out.sky_mag_arcsec2.update(sky)
             if sky:
-                db.add_qc(run_id, {f"sky_mag_arcsec2:{k}": v for k, v in sky.items()})
-        raise_alarms(session, alarms)
-        counters.update({"solutions": len(out.solutions), "failed": len(out.failed),
-                         "catalogues": len(out.catalogues), "standard_frames": len(futs),
-                         "alarms": len(alarms)})
-        logger.info("calibrated %d catalogues; solutions %s%s", len(out.catalogues),
-                    ", ".join(sorted(out.solutions)) or "none",
-                    ("; failed: " + "; ".join(f"{k}: {v}" for k, v in out.failed.items()))
-                    if out.failed else "")
-        table = [{"solution": k, "zp": round(s["zp"], 4), "zp_err": round(s["zp_err"], 4),
-                  "k": round(s["k"], 4), "k_err": round(s["k_err"], 4),
-                  "c": round(s["c"], 4), "c_err": round(s["c_err"], 4),
-                  "rms": round(s["rms"], 4), "n": s["n_used"], "method": s["method"]}
-                 for k, s in out.solutions.items()]
-        md = [f"# Photometric calibration: {len(out.catalogues)} catalogues", ""]
-        md += [f"- `{r['solution']}`: ZP {r['zp']}±{r['zp_err']}, k {r['k']}±{r['k_err']}, "
-               f"c {r['c']}±{r['c_err']} ({r['n']} stars, rms {r['rms']}; {r['method']})"
-               for r in table]
-        md += [f"- `{k}` failed: {v}" for k, v in out.failed.items()]
-        md += [f"- catalogue `{k}`: `{v['ecsv']}`, `{v['fits']}`, `{v['hdf5']}:{v['hdf5_key']}`"
-               for k, v in out.catalogues.items()]
-        md += [f"- QC figure: `{p}`" for p in out.plots]
-        create_markdown_artifact("\n".join(md), key="photcal-summary")
-        if table:
-            create_table_artifact(table, key="photcal-solutions",
-                                  description="Zero points, extinction and colour terms")
-    return out
+                self.session.db.add_qc(self.session.run_id,
+                                       {f"sky_mag_arcsec2:{k}": v for k, v in sky.items()})
+        raise_alarms(self.session, alarms)
+
+
+def _photcal_report(out: PhotcalOutcome) -> None:
+    """Log line and the Prefect artifacts of the photcal stage."""
+    get_run_logger().info("calibrated %d catalogues; solutions %s%s", len(out.catalogues),
+                          ", ".join(sorted(out.solutions)) or "none",
+                          ("; failed: " + "; ".join(f"{k}: {v}" for k, v in out.failed.items()))
+                          if out.failed else "")
+    table = [{"solution": k, "zp": round(s["zp"], 4), "zp_err": round(s["zp_err"], 4),
+              "k": round(s["k"], 4), "k_err": round(s["k_err"], 4),
+              "c": round(s["c"], 4), "c_err": round(s["c_err"], 4),
+              "rms": round(s["rms"], 4), "n": s["n_used"], "method": s["method"]}
+             for k, s in out.solutions.items()]
+    md = [f"# Photometric calibration: {len(out.catalogues)} catalogues", ""]
+    md += [f"- `{r['solution']}`: ZP {r['zp']}±{r['zp_err']}, k {r['k']}±{r['k_err']}, "
+           f"c {r['c']}±{r['c_err']} ({r['n']} stars, rms {r['rms']}; {r['method']})"
+           for r in table]
+    md += [f"- `{k}` failed: {v}" for k, v in out.failed.items()]
+    md += [f"- catalogue `{k}`: `{v['ecsv']}`, `{v['fits']}`, `{v['hdf5']}:{v['hdf5_key']}`"
+           for k, v in out.catalogues.items()]
+    md += [f"- QC figure: `{p}`" for p in out.plots]
+    create_markdown_artifact("\n".join(md), key="photcal-summary")
+    if table:
+        create_table_artifact(table, key="photcal-solutions",
+                              description="Zero points, extinction and colour terms")
 
 
 def photcal_step(night: Any) -> PhotcalOutcome:
@@ -307,16 +325,7 @@ def photcal_step(night: Any) -> PhotcalOutcome:
 @flow(name="tgp-photcal", log_prints=True)
 def photcal_flow(params: PhotcalParams, run_id: str | None = None) -> dict[str, Any]:
     """A night from raw frames to calibrated catalogues (every stage up to photcal)."""
-    session = open_session(params.data, params.out, params.profile,
-                           params.model_dump(mode="json"), run_id=run_id)
-    with closing_failed_run(session):
-        night = run_stages_to_photometry(session, params)
-        pc = run_photcal_stage(session, params, night.phot, night.cal, night.inv, night.sol)
-    if run_id is None:
-        session.db.finish_run(session.run_id, "succeeded")
-    return {"run_id": session.run_id, "run_dir": str(session.run_dir),
-            "registration": night.reg.to_dict(), "photometry": night.phot.to_dict(),
-            "photcal": pc.to_dict()}
+    return run_stages(params, ["solve", "photcal"], run_id).result
 
 
 def main(argv: list[str] | None = None) -> int:

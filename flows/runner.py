@@ -131,6 +131,28 @@ def collect(fut: Any) -> tuple[Any, str | None]:
         return None, error_text(exc)
 
 
+class Mapped:
+    """A future whose result is ``fn`` of another future's result."""
+
+    def __init__(self, fut: Any, fn: Callable[[Any], Any]) -> None:
+        self.fut, self.fn = fut, fn
+
+    def result(self) -> Any:
+        """``fn(fut.result())``."""
+        return self.fn(self.fut.result())
+
+
+class Deferred:
+    """Work done in the flow itself, as a future: ``fn()`` runs when its result is asked."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+
+    def result(self) -> Any:
+        """``fn()``."""
+        return self.fn()
+
+
 def _sidecar(path: str | Path) -> Path:
     return Path(str(path) + ".result.json")
 
@@ -163,6 +185,7 @@ class Item:
     submit: Callable[[], Any]
     parents: tuple[int, ...] = ()
     frame_id: int | None = None
+    prepare: Callable[[], None] | None = None  # non-blocking work shared by items (submits)
 
 
 @dataclass
@@ -243,13 +266,19 @@ class StageRunner:
         """Every item, once: reuse its product or submit its task, then collect and record."""
         self.counts.total += len(items)
         out: dict[str, Done] = {}
-        pending = []
+        todo = []
         for item in items:
             key = self.key(item.kind, item.inputs, item.params)
             done = self.reuse(item, key)
             if done is not None:
                 out[item.id] = done
-                continue
+            else:
+                todo.append((item, key))
+        for item, _ in todo:  # start what the items share first, for all of them
+            if item.prepare is not None:
+                item.prepare()
+        pending = []
+        for item, key in todo:
             try:
                 pending.append((item, key, item.submit()))
             except Exception as exc:  # noqa: BLE001 - a task that cannot start fails alone

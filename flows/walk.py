@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flows.runner import FAILED, SKIPPED, SUCCEEDED, error_text, roll_up
-from flows.session import RunSession
+from flows.session import RunSession, closing_failed_run, open_session
 from flows.stages import BY_NAME, TABLE, Stage, with_prerequisites
 
 
@@ -120,3 +120,21 @@ def stage_states(night: NightRun) -> dict[str, str]:
         else:
             out[name] = status + (f": {night.messages[name]}" if name in night.messages else "")
     return out
+
+
+def run_stages(params: Any, names: list[str], run_id: str | None = None) -> NightRun:
+    """A standalone flow's body: open (or continue) a run, walk ``names`` (and what they
+    need) and, for a run of its own, close it with the rolled-up status."""
+    session = open_session(params.data, params.out, params.profile,
+                           params.model_dump(mode="json"), run_id=run_id)
+    night = NightRun(session, params)
+    night.result.update({"run_id": session.run_id, "run_dir": str(session.run_dir),
+                         "db_url": session.db_url})
+    with closing_failed_run(session):
+        walk(night, names)
+    night.result["status"] = run_status(night)
+    if run_id is None:
+        session.db.finish_run(session.run_id, night.result["status"],
+                              message="; ".join(f"{k}: {v}" for k, v in night.failed.items())
+                              or None)
+    return night
