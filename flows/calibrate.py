@@ -8,7 +8,6 @@ the rest goes on.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,12 +20,11 @@ from pydantic import Field
 
 from flows.plan import PlanParams
 from flows.runner import Item, StageRunner, collect, stage_run
-from flows.runners import RunnerSettings, make_task_runner
 from flows.session import (
     RunSession,
     raise_alarms,
 )
-from flows.settings import default_out_root
+from flows.stagecli import run_stage_cli
 from flows.walk import run_stages
 from tasks.calibrate import build_master_task, calibrate_frame_task
 from tgpcore.calibration.plan import CalibrationPlan
@@ -247,21 +245,9 @@ def calibrate_flow(params: CalibrateParams, run_id: str | None = None) -> dict[s
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: calibrate a night."""
-    ap = argparse.ArgumentParser(prog="python -m flows.calibrate", description=__doc__)
-    ap.add_argument("--data", required=True, help="raw night folder")
-    ap.add_argument("--out", default=default_out_root(), help="output root")
-    ap.add_argument("--profile", help="instrument profile name or TOML file")
-    ap.add_argument("--grouping", help="TOML file overriding the grouping")
-    ap.add_argument("--plan-rules", help="TOML file overriding the matching rules")
-    ap.add_argument("--no-cosmic-rays", action="store_true", help="skip cosmic-ray masking")
-    ap.add_argument("--runner", choices=["dask", "threads"], default="dask")
-    ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args(argv)
-    params = CalibrateParams(data=args.data, out=args.out, profile=args.profile,
-                             grouping=args.grouping, plan_rules=args.plan_rules,
-                             cosmic_rays=not args.no_cosmic_rays,
-                             runner=RunnerSettings(kind=args.runner, n_workers=args.workers))
-    result = calibrate_flow.with_options(task_runner=make_task_runner(params.runner))(params)
+    result = run_stage_cli(argv, module="calibrate", doc=__doc__, params_cls=CalibrateParams,
+                           flow_fn=calibrate_flow, runner="dask",
+                           options=("grouping", "plan_rules", "cosmic_rays"))
     cal = result["calibration"]
     print(f"run {result['run_id']}: {len(cal['calibrated'])} frames calibrated, "
           f"{len(cal['rejected'])} skipped, {len(cal['masters'])} masters")

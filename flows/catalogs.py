@@ -104,3 +104,10 @@ def _members_as_catalogue(session: RunSession, spec: str, cluster: str, dest: Pa
     table = member_list(spec, cluster, cache=session.db,
                         cache_mode="offline" if offline() else "prefer")
     return str(write_table(table, dest))
+
+
+def catalogs_step(night: Any) -> dict[str, dict[str, Any]]:
+    """The catalogue stage in a walk of the stage table."""
+    p = night.params
+    return run_catalogs_stage(night.session, night.get("inventory"), getattr(p, "gaia_file", None),
+                              getattr(p, "gaia_release", "dr3"), getattr(p, "members", None))

@@ -117,3 +117,20 @@ def matched_path(result: dict[str, Any], cluster: str) -> str | None:
     v = (result.get("crossmatch") or {}).get(cluster) or {}
     return v.get("ecsv") if v.get("status") == "ok" and Path(v.get("ecsv", "")).is_file() \
         else None
+
+
+def crossmatch_step(night: Any) -> dict[str, dict[str, Any]]:
+    """The crossmatch in a walk of the stage table, or its record as skipped when there is no
+    calibrated catalogue (a run started after photcal, or a photcal that failed)."""
+    photcal = night.result.get("photcal") or {}
+    cats = {c: v for c, v in (photcal.get("catalogues") or {}).items() if v.get("ecsv")}
+    if not cats:
+        message = ("no calibrated catalogue of the night's own photometry (photcal did not run "
+                   "in this run, or failed): the cluster is fitted to Gaia photometry only")
+        db = night.session.db
+        db.stage_finished(db.stage_started(night.session.run_id, "crossmatch"), "skipped",
+                          message=message)
+        get_run_logger().warning("crossmatch skipped: %s", message)
+        return {}
+    return run_crossmatch_stage(night.session, night.get("inventory"), cats,
+                                night.get("catalogs"), night.get("membership") or {})

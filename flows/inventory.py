@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
@@ -11,9 +10,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, Field
 
 from flows.runner import stage_run
-from flows.runners import RunnerSettings, make_task_runner
+from flows.runners import RunnerSettings
 from flows.session import RunSession, closing_failed_run, open_session
 from flows.settings import default_out_root
+from flows.stagecli import run_stage_cli
 from tasks.inventory import scan_night_task
 from tgpcore.inventory import KINDS, Inventory, format_inventory
 
@@ -97,16 +97,9 @@ def inventory_flow(params: InventoryParams, run_id: str | None = None) -> dict[s
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: classify a night and print the table."""
-    ap = argparse.ArgumentParser(prog="python -m flows.inventory", description=__doc__)
-    ap.add_argument("--data", required=True, help="raw night folder")
-    ap.add_argument("--out", default=default_out_root(), help="output root (default: %(default)s)")
-    ap.add_argument("--profile", help="instrument profile name or TOML file")
-    ap.add_argument("--grouping", help="TOML file overriding the grouping")
-    ap.add_argument("--runner", choices=["dask", "threads"], default="threads")
-    args = ap.parse_args(argv)
-    params = InventoryParams(data=args.data, out=args.out, profile=args.profile,
-                             grouping=args.grouping, runner=RunnerSettings(kind=args.runner))
-    result = inventory_flow.with_options(task_runner=make_task_runner(params.runner))(params)
+    result = run_stage_cli(argv, module="inventory", doc=__doc__, params_cls=InventoryParams,
+                           flow_fn=inventory_flow, runner="threads",
+                           options=("grouping",))
     print(format_inventory(Inventory.from_payload(result["inventory"])))
     print(f"run {result['run_id']} recorded in {result['db_url']}")
     return 0

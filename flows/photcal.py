@@ -16,9 +16,10 @@ ECSV; QC figures show the residuals against airmass and colour.
 
 from __future__ import annotations
 
-import argparse
+import json
 import sys
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +29,16 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field
 
 from flows.photometry import PhotometryParams
-from flows.runner import collect, error_text, stage_run
-from flows.runners import RunnerSettings, make_task_runner
+from flows.runner import Deferred, Item, StageRunner, collect, error_text, stage_run
 from flows.session import (
     RunSession,
     raise_alarms,
 )
-from flows.settings import default_out_root
+from flows.stagecli import run_stage_cli
 from flows.walk import run_stages
 from tasks.photcal import calibrate_task, fit_filter_task, reference_task, standards_task
 from tgpcore import __version__
+from tgpcore.io.atomic import atomic_path
 from tgpcore.io.checksum import product_key, sha256_file
 from tgpcore.photcal.fit import CalibrationSolution
 from tgpcore.photcal.plan import (
@@ -135,23 +136,67 @@ def run_photcal_stage(session: RunSession, params: PhotcalParams, photometry: An
     """
     clusters = dict(photometry.clusters if hasattr(photometry, "clusters")
                     else photometry.get("clusters", {}))
+    calibrated = dict(calibration["calibrated"] if isinstance(calibration, dict)
+                      else calibration.calibrated)
+    recs = _records(records)
+    frames = standard_frames(recs, calibrated) if params.standards_catalog else []
+    wcs_paths = _frame_wcs_paths(sol)
     with stage_run(session, "photcal", "catalogues") as counts:
-        pc = _Photcal(session, params)
-        frames = standard_frames(_records(records), dict(
-            calibration["calibrated"] if isinstance(calibration, dict)
-            else calibration.calibrated)) if params.standards_catalog else []
-        rows = pc.measure_standards(frames, _frame_wcs_paths(sol))
-        pc.fit_standards(rows, expected_fits(_records(records))
-                         if params.standards_catalog else [])
-        night_sols = bands_by_solution(pc.out.solutions)
-        for cluster, cres in sorted(clusters.items()):
-            pc.calibrate_cluster(cluster, cres, night_sols)
-        pc.alarms(clusters, photometry, night_sols)
-        counts.total, counts.done = len(clusters), len(pc.out.catalogues)
-        counts.failed = len(pc.out.failed)
-        counts.extra.update({"solutions": len(pc.out.solutions), "standard_frames": len(frames)})
-        _photcal_report(pc.out)
-    return pc.out
+        item = Item("photcal", "photcal_outcome",
+                    _photcal_inputs(params, clusters, frames, wcs_paths), _params_rec(params),
+                    submit=partial(Deferred, partial(_calibrate_night, session, params, clusters,
+                                                     photometry, frames, wcs_paths, recs)))
+        done = StageRunner(session, counts).run([item])["photcal"]
+        if not done.ok:
+            raise RuntimeError(done.reason)
+        out = PhotcalOutcome(**{k: done.result[k] for k in PhotcalOutcome.__dataclass_fields__})
+        counts.total, counts.done = len(clusters), len(out.catalogues)
+        counts.failed, counts.reused = len(out.failed), len(out.catalogues) * done.reused
+        counts.extra.update({"solutions": len(out.solutions), "standard_frames": len(frames)})
+        _photcal_report(out)
+    return out
+
+
+def _photcal_inputs(params: PhotcalParams, clusters: dict[str, Any],
+                    frames: list[StandardFrame], wcs_paths: dict[str, str]) -> dict[str, Any]:
+    """What the night's calibration is made from (its key): catalogues, standard frames and
+    their WCS, the standards and the reference catalogue."""
+    def digest(path: str | None) -> str | None:
+        return sha256_file(path) if path and Path(path).is_file() else None
+
+    return {"catalogs": {c: r.get("checksum") or digest(r["path"]) for c, r in clusters.items()},
+            "frames": sorted(digest(f.calibrated) for f in frames),
+            "wcs": sorted(filter(None, (digest(wcs_paths.get(Path(f.raw).name.split(".")[0]))
+                                        for f in frames))),
+            "standards": digest(params.standards_catalog),
+            "reference": digest(params.photometric_reference)}
+
+
+def _params_rec(params: PhotcalParams) -> dict[str, Any]:
+    return {**params.photometry_config(), "psf": "off", "min_standards": params.min_standards,
+            "min_airmass_range": params.min_airmass_range,
+            "standards_radius_arcsec": params.standards_radius_arcsec,
+            "transformation": params.transformation, "reference_bands": params.reference_bands,
+            "version": PHOTCAL_PARAMS_VERSION}
+
+
+def _calibrate_night(session: RunSession, params: PhotcalParams, clusters: dict[str, Any],
+                     photometry: Any, frames: list[StandardFrame], wcs_paths: dict[str, str],
+                     recs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The night's calibration: standards, fits per night and filter, each cluster's
+    catalogue calibrated; the outcome is written as ``photcal/outcome.json`` (the product)."""
+    pc = _Photcal(session, params)
+    rows = pc.measure_standards(frames, wcs_paths)
+    pc.fit_standards(rows, expected_fits(recs) if params.standards_catalog else [])
+    night_sols = bands_by_solution(pc.out.solutions)
+    for cluster, cres in sorted(clusters.items()):
+        pc.calibrate_cluster(cluster, cres, night_sols)
+    pc.alarms(clusters, photometry, night_sols)
+    path = session.run_dir / "photcal" / "outcome.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(pc.out.to_dict(), indent=1, default=str))
+    return {**pc.out.to_dict(), "path": str(path), "checksum": sha256_file(path)}
 
 
 class _Photcal:
@@ -330,25 +375,10 @@ def photcal_flow(params: PhotcalParams, run_id: str | None = None) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: calibrated catalogues of a night."""
-    ap = argparse.ArgumentParser(prog="python -m flows.photcal", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="raw night folder")
-    ap.add_argument("--out", default=default_out_root(), help="output root")
-    ap.add_argument("--profile", help="instrument profile name or TOML file")
-    ap.add_argument("--reference-catalog", help="local reference catalogue for plate solving")
-    ap.add_argument("--standards", help="standard-star catalogue (Landolt .dat or table)")
-    ap.add_argument("--photometric-reference", help="reference catalogue of the field")
-    ap.add_argument("--transformation", help="johnson | sdss_jester2005 | gaia_riello2021")
-    ap.add_argument("--runner", choices=["dask", "threads"], default="dask")
-    ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args(argv)
-    params = PhotcalParams(data=args.data, out=args.out, profile=args.profile,
-                           reference_catalog=args.reference_catalog,
-                           standards_catalog=args.standards,
-                           photometric_reference=args.photometric_reference,
-                           transformation=args.transformation,
-                           runner=RunnerSettings(kind=args.runner, n_workers=args.workers))
-    result = photcal_flow.with_options(task_runner=make_task_runner(params.runner))(params)
+    result = run_stage_cli(argv, module="photcal", doc=__doc__, params_cls=PhotcalParams,
+                           flow_fn=photcal_flow, runner="dask",
+                           options=("reference_catalog", "standards_catalog",
+                                    "photometric_reference", "transformation"))
     pc = result["photcal"]
     for k, s in pc["solutions"].items():
         print(f"{k}: ZP {s['zp']:.4f}±{s['zp_err']:.4f}  k {s['k']:.4f}±{s['k_err']:.4f}  "

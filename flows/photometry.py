@@ -12,7 +12,6 @@ each at its own airmass).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -24,12 +23,11 @@ from pydantic import Field
 
 from flows.register import RegisterParams
 from flows.runner import Item, Mapped, StageRunner, stage_run
-from flows.runners import RunnerSettings, make_task_runner
 from flows.session import (
     RunSession,
     raise_alarms,
 )
-from flows.settings import default_out_root
+from flows.stagecli import run_stage_cli
 from flows.walk import run_stages
 from tasks.photometry import cluster_catalogue_task, stack_photometry_task
 from tgpcore.inventory import record_dict
@@ -227,20 +225,9 @@ def photometry_flow(params: PhotometryParams, run_id: str | None = None) -> dict
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: photometry of a night's stacks."""
-    ap = argparse.ArgumentParser(prog="python -m flows.photometry", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="raw night folder")
-    ap.add_argument("--out", default=default_out_root(), help="output root")
-    ap.add_argument("--profile", help="instrument profile name or TOML file")
-    ap.add_argument("--reference-catalog", help="local reference catalogue for plate solving")
-    ap.add_argument("--psf", choices=["auto", "off", "all"], default="auto")
-    ap.add_argument("--runner", choices=["dask", "threads"], default="dask")
-    ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args(argv)
-    params = PhotometryParams(data=args.data, out=args.out, profile=args.profile,
-                              reference_catalog=args.reference_catalog, psf=args.psf,
-                              runner=RunnerSettings(kind=args.runner, n_workers=args.workers))
-    result = photometry_flow.with_options(task_runner=make_task_runner(params.runner))(params)
+    result = run_stage_cli(argv, module="photometry", doc=__doc__, params_cls=PhotometryParams,
+                           flow_fn=photometry_flow, runner="dask",
+                           options=("reference_catalog", "psf"))
     ph = result["photometry"]
     for sid, r in ph["stacks"].items():
         print(f"{sid}: " + (f"{r['n_stars']} stars, FWHM {r['fwhm_px']:.2f} px -> {r['path']}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
@@ -12,9 +11,8 @@ from pydantic import Field
 
 from flows.inventory import InventoryParams, run_inventory_stage
 from flows.runner import stage_run
-from flows.runners import RunnerSettings, make_task_runner
 from flows.session import RunSession, closing_failed_run, open_session
-from flows.settings import default_out_root
+from flows.stagecli import run_stage_cli
 from tasks.inventory import build_plan_task
 from tgpcore.calibration.plan import CalibrationPlan, format_plan
 from tgpcore.inventory import Inventory
@@ -74,18 +72,9 @@ def plan_flow(params: PlanParams, run_id: str | None = None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: print the calibration plan of a night."""
-    ap = argparse.ArgumentParser(prog="python -m flows.plan", description=__doc__)
-    ap.add_argument("--data", required=True, help="raw night folder")
-    ap.add_argument("--out", default=default_out_root(), help="output root (default: %(default)s)")
-    ap.add_argument("--profile", help="instrument profile name or TOML file")
-    ap.add_argument("--grouping", help="TOML file overriding the grouping")
-    ap.add_argument("--plan-rules", help="TOML file overriding the matching rules")
-    ap.add_argument("--runner", choices=["dask", "threads"], default="threads")
-    args = ap.parse_args(argv)
-    params = PlanParams(data=args.data, out=args.out, profile=args.profile,
-                        grouping=args.grouping, plan_rules=args.plan_rules,
-                        runner=RunnerSettings(kind=args.runner))
-    result = plan_flow.with_options(task_runner=make_task_runner(params.runner))(params)
+    result = run_stage_cli(argv, module="plan", doc=__doc__, params_cls=PlanParams,
+                           flow_fn=plan_flow, runner="threads",
+                           options=("grouping", "plan_rules"))
     print(format_plan(CalibrationPlan.from_dict(result["plan"])))
     print(f"run {result['run_id']} recorded in {result['db_url']}")
     return 0

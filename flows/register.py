@@ -13,7 +13,6 @@ pixel grid. Frames that fail to align are recorded with their reason; the stack 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -27,12 +26,11 @@ from pydantic import Field
 
 from flows.calibrate import CalibrateParams
 from flows.runner import Item, StageRunner, collect, read_result, stage_run, write_result
-from flows.runners import RunnerSettings, make_task_runner
 from flows.session import (
     RunSession,
     raise_alarms,
 )
-from flows.settings import default_out_root
+from flows.stagecli import run_stage_cli
 from flows.walk import run_stages
 from tasks.astrometry import frame_wcs_task, solve_task, solved_stack_task
 from tasks.register import (
@@ -541,18 +539,9 @@ def register_flow(params: RegisterParams, run_id: str | None = None) -> dict[str
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: register, solve and mosaic a night."""
-    ap = argparse.ArgumentParser(prog="python -m flows.register", description=__doc__)
-    ap.add_argument("--data", required=True, help="raw night folder")
-    ap.add_argument("--out", default=default_out_root(), help="output root")
-    ap.add_argument("--profile", help="instrument profile name or TOML file")
-    ap.add_argument("--reference-catalog", help="local reference catalogue for plate solving")
-    ap.add_argument("--runner", choices=["dask", "threads"], default="dask")
-    ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args(argv)
-    params = RegisterParams(data=args.data, out=args.out, profile=args.profile,
-                            reference_catalog=args.reference_catalog,
-                            runner=RunnerSettings(kind=args.runner, n_workers=args.workers))
-    result = register_flow.with_options(task_runner=make_task_runner(params.runner))(params)
+    result = run_stage_cli(argv, module="register", doc=__doc__, params_cls=RegisterParams,
+                           flow_fn=register_flow, runner="dask",
+                           options=("reference_catalog",))
     for sid, st in result["registration"]["stacks"].items():
         sol = result["solve"]["solutions"].get(sid)
         print(f"{sid}: {len(st['members'])} frames -> {st['path']}"

@@ -84,6 +84,11 @@ def run_stage(night: NightRun, stage: Stage) -> None:
         if stage.critical:
             raise
         night.status[stage.name], night.messages[stage.name] = FAILED, error_text(exc)
+        if not any(e.stage == stage.name for e in night.session.db.stage_events(
+                night.session.run_id)):  # it failed before it could record itself
+            db = night.session.db
+            db.stage_finished(db.stage_started(night.session.run_id, stage.name), FAILED,
+                              message=error_text(exc))
     else:
         night.outcomes[stage.name] = outcome
         if stage.result and outcome is not None:
