@@ -21,7 +21,6 @@ Standalone use needs no run database; ``--record`` also records the run in the r
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +30,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, Field
 
 from flows.runner import Item, StageRunner, stage_run
-from flows.runners import RunnerSettings, make_task_runner
+from flows.runners import RunnerSettings
 from flows.session import RunSession, closing_failed_run, open_session, raise_alarms
 from flows.settings import default_out_root
 from tasks.isochrone_fit import isochrone_fit_task
@@ -359,108 +358,11 @@ def isochrone_fit_flow(params: IsochroneFitParams) -> dict[str, Any]:
     return out
 
 
-def _parse_fix(items: list[str]) -> dict[str, float]:
-    from tgpcore.fitting.priors import canonical_name
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--fix {item!r}: expected name=value, e.g. mh=0.0")
-        k, v = item.split("=", 1)
-        out[canonical_name(k)] = float(v)
-    return out
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Command-line options of ``tgp fit``."""
-    ap = argparse.ArgumentParser(prog="tgp fit", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--catalog", required=True, help="photometric table (CSV, ECSV, FITS, VOT)")
-    ap.add_argument("--members", help="membership table (members.ecsv of tgp members)")
-    ap.add_argument("--system", choices=["auto", "johnson", "gaia"], default="auto")
-    ap.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
-                    help="fix a parameter (log_age, mh, dm, ebv, f_bin); repeatable")
-    ap.add_argument("--prior", action="append", default=[], metavar="SPEC",
-                    help="prior: NAME=MU+-SIGMA (Gaussian) or NAME=LO:HI (bounds); repeatable")
-    ap.add_argument("--parallax", metavar="PLX+-ERR",
-                    help="cluster parallax in mas for a distance-modulus prior, e.g. 1.15+-0.02")
-    ap.add_argument("--isochrones", help="CMD 3.x file or folder, or an HDF5 library "
-                                         "(default: the packaged PARSEC grid)")
-    ap.add_argument("--cache-dir", help="isochrone HDF5 cache folder")
-    ap.add_argument("--p-min", type=float, default=0.02,
-                    help="leave out stars with membership below this (default %(default)s)")
-    ap.add_argument("--mag-max", type=float,
-                    help="leave out stars fainter than this in V (or G without V)")
-    ap.add_argument("--no-parallax-prior", action="store_true",
-                    help="no distance-modulus prior from the members' parallaxes")
-    ap.add_argument("--zero-point", action="append", default=[], metavar="BAND=SIGMA",
-                    help="zero-point 1-sigma of a band in mag (default: the catalogue's "
-                         "calibration; Gaia 0.01); repeatable")
-    ap.add_argument("--match-radius", type=float, default=1.0,
-                    help="radius (arcsec) of the positional join of --members (default 1)")
-    ap.add_argument("--no-systematics", action="store_true",
-                    help="skip the systematic error budget")
-    ap.add_argument("--walkers", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=180,
-                    help="least chain length, burn-in included (default %(default)s)")
-    ap.add_argument("--max-steps", type=int, default=1200,
-                    help="cap of the chain, which otherwise runs to 50 autocorrelation times "
-                         "(default %(default)s)")
-    ap.add_argument("--burn", type=int, default=60)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-plots", action="store_true")
-    ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--record", action="store_true",
-                    help="also record the run in the run database of --out-root")
-    ap.add_argument("--out-root", default=default_out_root(), help="run-database root")
-    return ap
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Command line: fit one cluster catalogue."""
-    args = build_parser().parse_args(argv)
-    try:
-        fix = _parse_fix(args.fix)
-        plx = None
-        if args.parallax:
-            a, b = args.parallax.replace("±", "+-").split("+-")
-            plx = (float(a), float(b))
-        zps = {}
-        for item in args.zero_point:
-            if "=" not in item:
-                raise ValueError(f"--zero-point {item!r}: expected BAND=SIGMA, e.g. V=0.02")
-            b, v = item.split("=", 1)
-            zps[b.strip()] = float(v)
-        params = IsochroneFitParams(
-            catalog=args.catalog, members=args.members, out=args.out, system=args.system,
-            fix=fix, priors=args.prior, parallax_mas=plx[0] if plx else None,
-            parallax_error_mas=plx[1] if plx else None, isochrones=args.isochrones,
-            cache_dir=args.cache_dir, p_min=args.p_min, mag_max=args.mag_max,
-            n_walkers=args.walkers, n_steps=args.steps, n_burn=args.burn,
-            max_steps=args.max_steps, seed=args.seed, plots=not args.no_plots,
-            record=args.record, out_root=args.out_root,
-            parallax_prior="off" if args.no_parallax_prior else "auto",
-            systematics=not args.no_systematics, zero_points=zps,
-            match_radius_arcsec=args.match_radius)
-        out = isochrone_fit_flow.with_options(
-            task_runner=make_task_runner(params.runner))(params)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    r = out["result"]
-    print(f"  {'':<16} {'value':>9}  {'stat':>7} {'sys':>7} {'total':>7}")
-    for k, label in _NAMES.items():
-        p = r[k]
-        print(f"  {label:<16} {p['p50']:9.4f}  {p.get('err_stat', 0):7.4f} "
-              f"{p.get('err_sys', 0):7.4f} {p.get('err_total', 0):7.4f}"
-              f"{'  (fixed)' if p['fixed'] else ''}")
-    plx = r.get("parallax_prior", {})
-    print("  parallax prior: " + (f"{plx['parallax_mas']:.4f} ± {plx['error_mas']:.4f} mas"
-                                  if plx.get("used") else f"not used ({plx.get('reason')})"))
-    for w in out.get("warnings", []):
-        print(f"  WARNING: {w}")
-    print(f"products: {out['fit_json']}, {out['fit_h5']}")
-    return 0
+    """Command line: ``tgp fit`` (:mod:`flows.commands.fit`)."""
+    from flows.commands.fit import main as fit_main
+
+    return fit_main(argv)
 
 
 if __name__ == "__main__":

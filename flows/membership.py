@@ -15,7 +15,6 @@ calls :func:`run_membership_stage` inside its own session.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from functools import partial
 from pathlib import Path
@@ -26,7 +25,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, Field
 
 from flows.runner import Deferred, Item, Mapped, StageRunner, stage_run
-from flows.runners import RunnerSettings, make_task_runner
+from flows.runners import RunnerSettings
 from flows.session import RunSession, closing_failed_run, open_session
 from flows.settings import default_out_root
 from tasks.catalogs import gaia_cone_task
@@ -284,68 +283,11 @@ def membership_flow(params: MembershipParams) -> dict[str, Any]:
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Command-line options of ``tgp members``."""
-    ap = argparse.ArgumentParser(prog="tgp members", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--catalog", "--gaia-file", dest="catalog",
-                     help="Gaia-like table (CSV, VOTable, ECSV, FITS)")
-    src.add_argument("--gaia", action="store_true",
-                     help="query the Gaia archive for the cone (needs --ra --dec --radius)")
-    ap.add_argument("--ra", type=float, help="cone centre RA (deg)")
-    ap.add_argument("--dec", type=float, help="cone centre Dec (deg)")
-    ap.add_argument("--radius", type=float, help="cone radius (deg)")
-    ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--release", default="dr3", choices=["dr3", "dr2"])
-    ap.add_argument("--cache-dir", help="Gaia answer cache (default <out>/gaia-cache)")
-    ap.add_argument("--offline", action="store_true", help="--gaia from the cache only")
-    ap.add_argument("--ruwe-max", type=float, default=1.4)
-    ap.add_argument("--parallax-over-error-min", type=float, default=1.0)
-    ap.add_argument("--g-max", type=float)
-    ap.add_argument("--n-boot", type=int, default=100)
-    ap.add_argument("--no-position", action="store_true", help="astrometry only in the mixture")
-    ap.add_argument("--no-plots", action="store_true")
-    ap.add_argument("--record", action="store_true",
-                    help="also record the run in the run database of --out-root")
-    ap.add_argument("--out-root", default=default_out_root(), help="run-database root")
-    return ap
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Command line: membership of a Gaia-like table."""
-    args = build_parser().parse_args(argv)
-    if (args.ra is None) != (args.dec is None):
-        print("error: give both --ra and --dec, or neither", file=sys.stderr)
-        return 2
-    params = MembershipParams(
-        catalog=args.catalog, gaia=args.gaia, release=args.release, ra=args.ra, dec=args.dec,
-        radius=args.radius, out=args.out, cache_dir=args.cache_dir,
-        cache_mode="offline" if args.offline else "prefer", ruwe_max=args.ruwe_max,
-        parallax_over_error_min=args.parallax_over_error_min, g_max=args.g_max,
-        n_boot=args.n_boot, use_position=not args.no_position, plots=not args.no_plots,
-        record=args.record, out_root=args.out_root)
-    try:
-        out = membership_flow.with_options(
-            task_runner=make_task_runner(params.runner))(params)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(out["message"])
-    s = out["summary"]
-    if s.get("centroid"):
-        c = s["centroid"]
-        print(f"  centroid: pmra {c['pmra_masyr']:.3f} ± {c['pmra_err_masyr']:.3f}, pmdec "
-              f"{c['pmdec_masyr']:.3f} ± {c['pmdec_err_masyr']:.3f} mas/yr, parallax "
-              f"{c['parallax_mas']:.4f} ± {c['parallax_err_mas']:.4f} mas")
-    if s.get("king"):
-        k = s["king"]
-        print(f"  King: rc {k['rc_arcmin']:.2f} ± {k['rc_err_arcmin']:.2f}', rt "
-              f"{k['rt_arcmin']:.1f} ± {k['rt_err_arcmin']:.1f}'"
-              + (" (beyond the cone)" if k["rt_beyond_cone"] else "")
-              + f", r50 {k['r50_members_arcmin']:.2f} ± {k['r50_members_err_arcmin']:.2f}'")
-    print(f"products: {out['members']}, {out['summary_path']}")
-    return 0 if out["status"] in ("ok", "no_cluster") else 1
+    """Command line: ``tgp members`` (:mod:`flows.commands.members`)."""
+    from flows.commands.members import main as members_main
+
+    return members_main(argv)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ from pydantic import Field
 
 from flows.inventory import InventoryParams, run_inventory_stage
 from flows.runner import stage_run
+from flows.runners import RunnerSettings, make_task_runner
 from flows.session import RunSession, closing_failed_run, open_session
-from flows.stagecli import run_stage_cli
 from tasks.inventory import build_plan_task
 from tgpcore.calibration.plan import CalibrationPlan, format_plan
 from tgpcore.inventory import Inventory
@@ -70,14 +70,20 @@ def plan_flow(params: PlanParams, run_id: str | None = None) -> dict[str, Any]:
     return {"run_id": session.run_id, "plan": plan.to_dict(), "db_url": session.db_url}
 
 
+def record_plan(data: str, out: str, profile: str | None = None, grouping: str | None = None,
+                plan_rules: str | None = None, runner: str = "threads") -> tuple[str, str]:
+    """Inventory and plan a night through the plan flow, recording both; (run id, db URL)."""
+    params = PlanParams(data=data, out=out, profile=profile, grouping=grouping,
+                        plan_rules=plan_rules, runner=RunnerSettings(kind=runner))
+    result = plan_flow.with_options(task_runner=make_task_runner(params.runner))(params)
+    return result["run_id"], result["db_url"]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: print the calibration plan of a night."""
-    result = run_stage_cli(argv, module="plan", doc=__doc__, params_cls=PlanParams,
-                           flow_fn=plan_flow, runner="threads",
-                           options=("grouping", "plan_rules"))
-    print(format_plan(CalibrationPlan.from_dict(result["plan"])))
-    print(f"run {result['run_id']} recorded in {result['db_url']}")
-    return 0
+    """Command line: ``tgp plan`` (:mod:`flows.commands.plan`)."""
+    from flows.commands.plan import main as plan_main
+
+    return plan_main(argv)
 
 
 if __name__ == "__main__":

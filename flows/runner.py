@@ -233,14 +233,12 @@ class StageRunner:
 
     def record(self, item: Item, key: str, result: Mapping[str, Any] | None,
                failed: bool = False) -> int:
-        """Record a product (or its failure) with its parents."""
-        db = self.session.db
-        pid = db.record_product(self.session.run_id, item.kind, key,
-                                None if failed else result["path"],
-                                None if failed else result.get("checksum"), item.inputs,
-                                item.params, __version__, status="failed" if failed else "ok")
-        record_parents(db, pid, item.parents)
-        return pid
+        """Record a product (or its failure) with its parents: the item's, or by default the
+        recorded products among its inputs (the run database's lineage)."""
+        return self.session.db.record_product(
+            self.session.run_id, item.kind, key, None if failed else result["path"],
+            None if failed else result.get("checksum"), item.inputs, item.params, __version__,
+            status="failed" if failed else "ok", parents=list(item.parents) or None)
 
     def finish(self, item: Item, key: str, result: Any, reason: str | None,
                store: bool = True) -> Done:
@@ -287,11 +285,3 @@ class StageRunner:
             result, reason = collect(fut)
             out[item.id] = self.finish(item, key, result, reason)
         return out
-
-
-def record_parents(db: Any, product_id: int, parents: Sequence[int]) -> None:
-    """Record a product's parents when the run database knows lineage (``RunDB`` from the
-    ``rundb`` branch); the one call site of that API."""
-    method = getattr(db, "record_parents", None) or getattr(db, "add_lineage", None)
-    if parents and method is not None:
-        method(product_id, list(parents))

@@ -90,7 +90,7 @@ def test_plan_only_cli_prints_plan(tmp_path, capsys, sqlite_env):
 
 def test_tgp_cli_runs_and_db(tmp_path, capsys, sqlite_env):
     night = small_night(tmp_path / "night")
-    assert tgp_main(["plan", "--data", str(night), "--out", str(tmp_path / "out")]) == 0
+    assert tgp_main(["plan", "--data", str(night), "--record", "--out", str(tmp_path / "out")]) == 0
     assert tgp_main(["db", "upgrade", "--out", str(tmp_path / "out")]) == 0
     assert tgp_main(["runs", "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
