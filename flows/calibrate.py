@@ -16,9 +16,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from flows.plan import PlanParams
+from flows.inventory import InventoryParams
+from flows.plan import PlanOptions
 from flows.runner import Item, StageRunner, collect, stage_run
 from flows.session import (
     RunSession,
@@ -42,10 +43,15 @@ CALIBRATION_PARAMS_VERSION = 2  # 2: noise measured before rejection, QC cards, 
 # cosmic rays
 
 
-class CalibrateParams(PlanParams):
-    """Parameters of the calibration flow."""
+class CalibrateOptions(BaseModel):
+    """The calibration stage's own options."""
 
     cosmic_rays: bool = Field(True, description="Detect and mask cosmic rays (astroscrappy)")
+
+
+class CalibrateParams(InventoryParams, PlanOptions, CalibrateOptions):
+    """Parameters of the calibration flow: the options of the stages it runs."""
+
 
 
 @dataclass

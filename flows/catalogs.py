@@ -8,6 +8,7 @@ from typing import Any
 
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel, Field
 
 from flows.runner import stage_run
 from flows.session import RunSession
@@ -20,6 +21,18 @@ from tgpcore.inventory import Inventory
 from tgpcore.io.checksum import product_key, sha256_file
 from tgpcore.settings import gaia_archive_url, offline
 
+
+class CatalogOptions(BaseModel):
+    """The catalogue stage's options (and the membership's published list)."""
+
+    gaia_file: str | None = Field(None, description="Local Gaia-like table (CSV, VOTable, ECSV, "
+                                                    "FITS) instead of querying the archive")
+    gaia_release: str = Field("dr3", description="Gaia release to query: dr3 or dr2")
+    members: str | None = Field(
+        None, description="Published member list instead of the membership mixture: a file "
+                          "(Gaia ids or positions, and a probability column) or "
+                          "vizier:cantat-gaudin2020 | vizier:hunt-reffert2023 | vizier:dias2021 "
+                          "| vizier:CATALOG#CLUSTER_COLUMN")
 
 def run_catalogs_stage(session: RunSession, inv: Inventory, gaia_file: str | None = None,
                        release: str = "dr3", members: str | None = None

@@ -12,9 +12,16 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from flows.photcal import PhotcalParams
+from flows.calibrate import CalibrateOptions
+from flows.catalogs import CatalogOptions
+from flows.inventory import InventoryParams
+from flows.isochrone_fit import FitOptions
+from flows.photcal import PhotcalOptions
+from flows.photometry import PhotometryOptions
+from flows.plan import PlanOptions
+from flows.register import RegisterOptions
 from flows.runner import EXIT_CODES
 from flows.runners import RunnerSettings, make_task_runner, shared_cluster
 from flows.session import closing_failed_run, open_session
@@ -24,26 +31,18 @@ from flows.walk import NightRun, run_status, stage_states, walk
 from tgpcore.calibration.plan import CalibrationPlan, format_plan
 
 
-class FullRunParams(PhotcalParams):
-    """Parameters of a full run (shown as a typed form in the Prefect UI)."""
+class RangeOptions(BaseModel):
+    """Which stages of the table a full run walks."""
 
     plan_only: bool = Field(False, description="Stop after the calibration plan")
-    gaia_file: str | None = Field(None, description="Local Gaia-like table (CSV, VOTable, ECSV, "
-                                                    "FITS) instead of querying the archive")
-    gaia_release: str = Field("dr3", description="Gaia release to query: dr3 or dr2")
-    members: str | None = Field(
-        None, description="Published member list instead of the membership mixture: a file "
-                          "(Gaia ids or positions, and a probability column) or "
-                          "vizier:cantat-gaudin2020 | vizier:hunt-reffert2023 | vizier:dias2021 "
-                          "| vizier:CATALOG#CLUSTER_COLUMN")
-    fit_walkers: int = Field(16, ge=4, description="Isochrone fit: emcee walkers")
-    fit_steps: int = Field(120, ge=20, description="Isochrone fit: emcee steps per walker")
-    fit_burn: int = Field(40, ge=0, description="Isochrone fit: burn-in steps discarded")
-    fit_max_steps: int = Field(1200, ge=0, description="Isochrone fit: cap of the chain "
-                                                       "(sampled to 50 autocorrelation times)")
-    fit_seed: int = Field(0, description="Isochrone fit: random seed")
     from_stage: str | None = Field(None, description=f"First stage: one of {STAGE_NAMES}")
     to_stage: str | None = Field(None, description="Last stage")
+
+
+class FullRunParams(InventoryParams, PlanOptions, CalibrateOptions, RegisterOptions,
+                    PhotometryOptions, PhotcalOptions, CatalogOptions, FitOptions, RangeOptions):
+    """Parameters of a full run (shown as a typed form in the Prefect UI): the options of
+    every stage, each declared once beside its stage and composed here."""
 
 
 @flow(name="tgp-full-run", log_prints=True)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from flows.runner import stage_run
 from flows.runners import RunnerSettings
-from flows.session import RunSession, closing_failed_run, open_session
+from flows.session import RunSession
 from flows.settings import default_out_root
 from flows.stagecli import run_stage_cli
 from tasks.inventory import scan_night_task
@@ -85,14 +85,11 @@ def inventory_step(night: Any) -> Inventory:
 @flow(name="tgp-inventory", log_prints=True)
 def inventory_flow(params: InventoryParams, run_id: str | None = None) -> dict[str, Any]:
     """Classify every file of a raw night and record the frames in the run database."""
-    session = open_session(params.data, params.out, params.profile,
-                           params.model_dump(mode="json"), run_id=run_id)
-    with closing_failed_run(session):
-        inv = run_inventory_stage(session, params)
-    if run_id is None:
-        session.db.finish_run(session.run_id, "succeeded")
-    return {"run_id": session.run_id, "counts": inv.counts(), "warnings": inv.warnings,
-            "inventory": inv.to_payload(), "db_url": session.db_url}
+    from flows.walk import run_stages
+
+    night = run_stages(params, ["inventory"], run_id)
+    inv = night.get("inventory")
+    return {**night.result, "counts": inv.counts(), "warnings": inv.warnings}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,17 @@ _NAMES = {"log_age": "log age (dex)", "dm": "(m-M)0 (mag)", "ebv": "E(B-V) (mag)
           "mh": "[M/H] (dex)"}
 
 
+class FitOptions(BaseModel):
+    """The isochrone-fit stage's options in a full run."""
+
+    fit_walkers: int = Field(16, ge=4, description="Isochrone fit: emcee walkers")
+    fit_steps: int = Field(120, ge=20, description="Isochrone fit: emcee steps per walker")
+    fit_burn: int = Field(40, ge=0, description="Isochrone fit: burn-in steps discarded")
+    fit_max_steps: int = Field(1200, ge=0, description="Isochrone fit: cap of the chain "
+                                                       "(sampled to 50 autocorrelation times)")
+    fit_seed: int = Field(0, description="Isochrone fit: random seed")
+
+
 class IsochroneFitParams(BaseModel):
     """Parameters of the isochrone-fit flow (a typed form in the Prefect UI)."""
 

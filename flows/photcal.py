@@ -26,9 +26,13 @@ from typing import Any
 from astropy.table import Table
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from flows.photometry import PhotometryParams
+from flows.calibrate import CalibrateOptions
+from flows.inventory import InventoryParams
+from flows.photometry import PhotometryOptions
+from flows.plan import PlanOptions
+from flows.register import RegisterOptions
 from flows.runner import Deferred, Item, StageRunner, collect, error_text, stage_run
 from flows.session import (
     RunSession,
@@ -55,8 +59,8 @@ from tgpcore.qc import photcal_alarms
 PHOTCAL_PARAMS_VERSION = 2  # 2: standards through the program stars' apertures; GLS fit
 
 
-class PhotcalParams(PhotometryParams):
-    """Parameters of the photometric calibration (plus those of the stages before it)."""
+class PhotcalOptions(BaseModel):
+    """The photometric calibration's own options."""
 
     standards_catalog: str | None = Field(
         None, description="Standard stars: Landolt .dat file or a table with ra, dec, V, B_V, "
@@ -71,6 +75,12 @@ class PhotcalParams(PhotometryParams):
     min_airmass_range: float = Field(0.2, description="Fit k only over this airmass range")
     standards_radius_arcsec: float = Field(2.0, description="Standards cross-id radius")
     reference_bands: list[str] = Field(["B", "V"], description="Bands the reference calibrates")
+
+
+class PhotcalParams(InventoryParams, PlanOptions, CalibrateOptions, RegisterOptions,
+                    PhotometryOptions, PhotcalOptions):
+    """Parameters of the photcal flow: the options of the stages it runs."""
+
 
 
 @dataclass

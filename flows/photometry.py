@@ -19,9 +19,12 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from flows.register import RegisterParams
+from flows.calibrate import CalibrateOptions
+from flows.inventory import InventoryParams
+from flows.plan import PlanOptions
+from flows.register import RegisterOptions
 from flows.runner import Item, Mapped, StageRunner, stage_run
 from flows.session import (
     RunSession,
@@ -39,8 +42,8 @@ from tgpcore.registration.products import NOMINAL_FWHM_PX
 PHOTOMETRY_PARAMS_VERSION = 2  # 2: neighbour-free sky annuli; VARSUMF error scaling
 
 
-class PhotometryParams(RegisterParams):
-    """Parameters of source photometry (plus those of the stages before it)."""
+class PhotometryOptions(BaseModel):
+    """The photometry stage's own options."""
 
     detect_sigma: float = Field(4.0, description="Detection threshold (local noise sigma)")
     aperture_fwhm: float = Field(1.2, description="Aperture radius in FWHM")
@@ -58,11 +61,18 @@ class PhotometryParams(RegisterParams):
         that registration used for the stack), else the nominal 3.5 px; photometry measures
         the FWHM from there.
         """
-        guess = self.fwhm_px if self.fwhm_px is not None else (fwhm_guess_px or NOMINAL_FWHM_PX)
+        fwhm_px = getattr(self, "fwhm_px", None)  # registration's option, when composed
+        guess = fwhm_px if fwhm_px is not None else (fwhm_guess_px or NOMINAL_FWHM_PX)
         return {"fwhm_guess_px": float(guess), "nsigma": self.detect_sigma,
                 "r_ap_fwhm": self.aperture_fwhm, "r_in_fwhm": self.annulus_fwhm[0],
                 "r_out_fwhm": self.annulus_fwhm[1], "psf": self.psf,
                 "blend_fwhm": self.blend_fwhm}
+
+
+class PhotometryParams(InventoryParams, PlanOptions, CalibrateOptions, RegisterOptions,
+                       PhotometryOptions):
+    """Parameters of the photometry flow: the options of the stages it runs."""
+
 
 
 @dataclass

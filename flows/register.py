@@ -22,9 +22,11 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from flows.calibrate import CalibrateParams
+from flows.calibrate import CalibrateOptions
+from flows.inventory import InventoryParams
+from flows.plan import PlanOptions
 from flows.runner import Item, StageRunner, collect, read_result, stage_run, write_result
 from flows.session import (
     RunSession,
@@ -52,8 +54,8 @@ REGISTER_PARAMS_VERSION = 5  # 2: FWHM measured per pointing; plain cross-correl
 # clipped (the higher, when doubled); 5: per-frame fluxes of the reference stars
 
 
-class RegisterParams(CalibrateParams):
-    """Parameters of registration, plate solving and mosaicking."""
+class RegisterOptions(BaseModel):
+    """The options of registration, plate solving and mosaicking."""
 
     sigma_clip: float = Field(5.0, description="Stack clipping threshold (sigma)")
     weighting: Literal["frame", "pixel"] = Field(
@@ -72,6 +74,11 @@ class RegisterParams(CalibrateParams):
     search_radius_arcmin: float = Field(30.0, ge=30.0, description="Solver search radius")
     pixel_scale_arcsec: float | None = Field(
         None, description="Pixel scale (default: the instrument profile's)")
+
+
+class RegisterParams(InventoryParams, PlanOptions, CalibrateOptions, RegisterOptions):
+    """Parameters of the register flow: the options of the stages it runs."""
+
 
 
 @dataclass
