@@ -28,6 +28,7 @@ from tgpcore.io.atomic import atomic_path
 from tgpcore.io.checksum import product_key
 
 SUCCEEDED, PARTIAL, FAILED, SKIPPED = "succeeded", "partial", "failed", "skipped"
+IDLE = "idle"  # a stage with nothing to do in the range run (its inputs were not asked for)
 
 
 def error_text(exc: BaseException) -> str:
@@ -50,11 +51,12 @@ def stage_status(asked: int, produced: int, failed: int) -> str:
 
 def roll_up(statuses: Sequence[str]) -> str:
     """A run's status from its stages': failed when every stage that ran failed (or none
-    ran), partial when any failed, was partial or was skipped, else succeeded."""
-    ran = [s for s in statuses if s != SKIPPED]
+    ran), partial when any failed, was partial or was skipped for a failed need, else
+    succeeded (an idle stage, with nothing to do in the range run, loses nothing)."""
+    ran = [s for s in statuses if s not in (SKIPPED, IDLE)]
     if not ran or all(s == FAILED for s in ran):
         return FAILED
-    return SUCCEEDED if all(s == SUCCEEDED for s in statuses) else PARTIAL
+    return SUCCEEDED if all(s in (SUCCEEDED, IDLE) for s in statuses) else PARTIAL
 
 
 EXIT_CODES = {SUCCEEDED: 0, FAILED: 1, PARTIAL: 2}
@@ -120,7 +122,8 @@ def stage_run(session: Any, stage: str, unit: str = "items",
     counts.seconds = time.perf_counter() - t0
     session.db.stage_finished(event, counts.status, counts.to_counters(),
                               message=counts.message)
-    echo(counts.line())
+    echo(counts.line() if counts.status != SUCCEEDED or not counts.message
+         else counts.line() + f"  {counts.message}")
 
 
 def collect(fut: Any) -> tuple[Any, str | None]:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flows.runner import FAILED, SKIPPED, SUCCEEDED, error_text, roll_up
+from flows.runner import FAILED, IDLE, SKIPPED, SUCCEEDED, error_text, roll_up
 from flows.session import RunSession, closing_failed_run, open_session
 from flows.stages import BY_NAME, TABLE, Stage, with_prerequisites
 
@@ -94,6 +94,9 @@ def run_stage(night: NightRun, stage: Stage) -> None:
         if stage.result and outcome is not None:
             night.result[stage.result] = plain(outcome)
         status, message = _latest_status(night.session, stage.name)
+        lost = [u for u in stage.uses if night.status.get(u) in (FAILED, SKIPPED)]
+        if status == SKIPPED and not lost:
+            status = IDLE  # nothing to do in this range of the table: no loss
         night.status[stage.name] = status
         if message and status != SUCCEEDED:
             night.messages[stage.name] = message
@@ -120,6 +123,8 @@ def stage_states(night: NightRun) -> dict[str, str]:
     for name, status in night.status.items():
         if status == SKIPPED:
             out[name] = night.messages[name]
+        elif status == IDLE:
+            out[name] = "skipped (nothing to do: " + night.messages.get(name, "") + ")"
         elif status == SUCCEEDED:
             out[name] = status
         else:

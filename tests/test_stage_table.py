@@ -42,6 +42,7 @@ def test_run_status_rolls_up_and_maps_to_exit_codes():
     assert roll_up(["succeeded", "failed", "skipped"]) == "partial"
     assert roll_up(["failed", "skipped"]) == "failed"
     assert roll_up([]) == "failed"
+    assert roll_up(["succeeded", "idle"]) == "succeeded"  # nothing to do is no loss
     assert EXIT_CODES == {"succeeded": 0, "failed": 1, "partial": 2}
 
 
