@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m flows.full_run",
                                  description="Run the tgp pipeline on one raw night.")
     ap.add_argument("--data", required=True, help="raw night folder (never modified)")
+    ap.add_argument("--verbose", action="store_true",
+                    help="show the libraries' INFO logs (Dask) on the console too")
     ap.add_argument("--out", default=default_out_root(),
                     help="output root; the run writes <out>/<run-id>/ (default: %(default)s)")
     ap.add_argument("--profile", help="instrument profile name or TOML file "
@@ -202,6 +204,18 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    data = Path(params.data)
+    if not data.is_dir():
+        print(f"error: raw night folder {data} does not exist", file=sys.stderr)
+        return 1
+    if not any(p.is_file() for p in data.rglob("*")):
+        print(f"error: no FITS files in {data}", file=sys.stderr)
+        return 1
+    from flows.console import configure_console
+    from flows.ephemeral import bind_temporary_server
+
+    configure_console(args.verbose)
+    bind_temporary_server()
     result = run(params)
     print_outcome(result, params.plan_only)
     return EXIT_CODES[result["status"]]
