@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.console import attach_run_log
+from flows.runner import error_text
 from tgpcore import __version__
 from tgpcore.io.atomic import remove_stale_temporaries
 from tgpcore.rundb.engine import open_db, resolve_database_url
@@ -88,27 +89,9 @@ def closing_failed_run(session: RunSession, with_type: bool = False) -> Iterator
     try:
         yield
     except BaseException as exc:
-        message = f"{type(exc).__name__}: {exc}" if with_type else str(exc)
+        message = error_text(exc) if with_type else str(exc)
         session.db.finish_run(session.run_id, "failed", message=message)
         raise
-
-
-@contextlib.contextmanager
-def recorded_stage(session: RunSession, stage: str) -> Iterator[dict[str, Any]]:
-    """Record a stage's start and end in the run database.
-
-    Yields a counters dictionary that the stage fills in; it is stored with the event. An
-    exception marks the stage failed (with its message) and propagates.
-    """
-    event = session.db.stage_started(session.run_id, stage)
-    counters: dict[str, Any] = {}
-    try:
-        yield counters
-    except BaseException as exc:
-        session.db.stage_finished(event, "failed", counters, message=f"{type(exc).__name__}: {exc}")
-        raise
-    session.db.stage_finished(event, "succeeded", counters,
-                              message=counters.pop("_message", None))
 
 
 def raise_alarms(session: RunSession, alarms: list[Any]) -> list[Any]:

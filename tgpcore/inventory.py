@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -415,3 +416,12 @@ def format_inventory(inv: Inventory) -> str:
                  + f"; rejected: {counts['rejected']}")
     lines.extend(f"WARNING: {w}" for w in inv.warnings)
     return "\n".join(lines)
+
+
+def record_dict(records: Any, path: str) -> dict[str, Any]:
+    """One inventory record as a dict (``records``: an :class:`Inventory`, or a mapping of
+    raw path -> record or dict). Raises KeyError for an unknown path."""
+    if hasattr(records, "records"):
+        records = {r.path: r for r in records.records}
+    r = records[path]
+    return dict(r) if isinstance(r, Mapping) else asdict(r)

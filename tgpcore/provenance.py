@@ -49,6 +49,7 @@ KIND_STAGES: dict[str, str] = {
     "stack": "register", "wcs": "solve", "solved_stack": "solve", "mosaic": "mosaic",
     "stack_catalog": "photometry", "instrumental_catalog": "photometry",
     "photcal": "photcal", "photcal_solution": "photcal", "calibrated_catalog": "photcal",
+    "photcal_outcome": "photcal",
     "gaia_catalog": "catalogs", "matched_catalog": "crossmatch",
     "members": "membership", "isochrone_fit": "isochrone_fit", "report": "report",
 }

@@ -36,7 +36,7 @@ FRAME_STATUSES = ("accepted", "rejected")
 MASTER_KINDS = ("bias", "dark", "flat")
 PLAN_STATUSES = ("ok", "refused")
 PRODUCT_STATUSES = ("ok", "failed")
-STAGE_STATUSES = ("running", "succeeded", "failed", "skipped", "not_built")
+STAGE_STATUSES = ("running", "succeeded", "partial", "failed", "skipped", "not_built")
 NIGHT_STATUSES = ("done", "failed", "running")
 ALARM_LEVELS = ("warning", "error")
 
