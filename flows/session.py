@@ -70,8 +70,13 @@ def open_session(data_dir: str | Path, out_root: str | Path, profile: str | None
             len(stale), out_root, stale[0])
     db, url = run_database(out_root)
     for closed in db.close_abandoned_runs(str(out_root)):
-        logging.getLogger("tgp").warning("run %s was abandoned (its process stopped without "
-                                         "finishing): closed as abandoned", closed)
+        # its process is gone: whatever temporaries it left in its folder are its own
+        left = remove_stale_temporaries(out_root / closed, min_age_s=0.0) \
+            if (out_root / closed).is_dir() else []
+        logging.getLogger("tgp").warning(
+            "run %s was abandoned (its process stopped without finishing): closed as "
+            "abandoned%s", closed, f"; {len(left)} temporary file(s) it left removed"
+            if left else "")
     run_id = run_id or new_run_id()
     db.start_run(data_dir=str(Path(data_dir).resolve()), out_dir=str(out_root / run_id),
                  profile=profile or "auto", params=params, software_version=__version__,
