@@ -33,7 +33,8 @@ def _cmd_runs(argv: list[str]) -> int:
         started = r.started_at.strftime("%Y-%m-%d %H:%M:%S") if r.started_at else "-"
         secs = (f"{(r.finished_at - r.started_at).total_seconds():8.1f}"
                 if r.finished_at and r.started_at else "       -")
-        print(f"{r.id:<24} {r.status:<10} {started:<20} {secs}  {r.data_dir}")
+        status = "abandoned" if db.is_abandoned(r) else r.status
+        print(f"{r.id:<24} {status:<10} {started:<20} {secs}  {r.data_dir}")
     return 0
 
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from flows.full_run import FullRunParams, full_run_flow
 from flows.guard import check_inside, configured_out_root, confine_parameters
+from flows.runner import error_text
 from flows.runners import RunnerSettings, make_task_runner, shared_cluster
 from flows.session import run_database
 from flows.settings import default_out_root
@@ -131,7 +132,7 @@ def nightly_flow(params: NightlyParams | None = None, fail_when_a_night_fails: b
                 result = full_run_flow.with_options(
                     task_runner=runner, flow_run_name=f"night-{night.path.name}")(run_params)
             except Exception as exc:  # noqa: BLE001 - one night's failure is recorded, not fatal
-                message = f"{type(exc).__name__}: {exc}"
+                message = error_text(exc)
                 run_id = _failed_run_id(db, night.data)
                 finish_night(db, claim, "failed", run_id=run_id, message=message)
                 processed[str(night.path)] = {"status": "failed", "run_id": run_id,

@@ -114,3 +114,27 @@ def test_fit_bad_input_is_one_clear_line(tmp_path):
                tmp_path)
     assert res.returncode == 2
     assert "Traceback" not in res.stderr and "nope.ecsv" in res.stderr
+
+
+def test_run_log_file_and_quiet_libraries(tmp_path, monkeypatch):
+    import logging
+
+    from flows.console import attach_run_log, configure_console
+
+    monkeypatch.delenv("DASK_LOGGING__DISTRIBUTED", raising=False)
+    configure_console(verbose=False)
+    assert os.environ["DASK_LOGGING__DISTRIBUTED"] == "warning"
+    assert logging.getLogger("distributed").level == logging.WARNING
+    h = attach_run_log(tmp_path)
+    try:
+        logging.getLogger("tgp").info("calibrated 3/3 frames")
+        logging.getLogger("distributed.scheduler").info("chatter")
+        logging.getLogger("distributed.scheduler").warning("a worker died")
+        h.flush()
+        text = (tmp_path / "run.log").read_text()
+        assert "calibrated 3/3 frames" in text and "a worker died" in text
+        assert "chatter" not in text
+    finally:
+        for name in ("tgp", "prefect", "distributed", "flows", "tasks", "tgpcore"):
+            logging.getLogger(name).removeHandler(h)
+        h.close()

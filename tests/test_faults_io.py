@@ -162,6 +162,7 @@ def test_a_full_disk_is_recognised_whatever_raised_it(tmp_path, monkeypatch):
 
     assert is_disk_full(OSError("Not enough space on disk: requested 4194304, available 0"))
     assert is_disk_full(RuntimeError("(sqlite3.OperationalError) database or disk is full"))
+    assert is_disk_full(OSError("65536 requested and 36864 written"))   # numpy tofile
     assert not is_disk_full(OSError("Header missing END card."))
     final = tmp_path / "calibrated" / "x.fits"
 

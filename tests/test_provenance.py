@@ -29,10 +29,19 @@ def _versions(root: Path | None) -> dict[str, str]:
     return {s: code_version(s, root) for s in STAGES}
 
 
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1))
+def _changed_by(tmp_path: Path, module: str, code: str) -> tuple[set[str], Path]:
+    """Stages whose version changes when ``code`` is appended to ``module`` (a path under
+    tgpcore/) of a copy of the package; and the copy's root."""
+    before = _versions(_copy(tmp_path, "before"))
+    root = _copy(tmp_path, "after")
+    path = root / "tgpcore" / module
+    path.write_text(path.read_text() + "\n\n" + code + "\n")
+    after = _versions(root)
+    return {s for s in STAGES if after[s] != before[s]}, root
+
+
+def _users(root: Path, module: str) -> set[str]:
+    return {s for s in STAGES if root / "tgpcore" / module in stage_files(s, root)}
 
 
 def test_same_code_same_version_anywhere(tmp_path: Path) -> None:
@@ -47,36 +56,23 @@ def test_same_code_same_version_anywhere(tmp_path: Path) -> None:
 
 
 def test_a_stage_module_change_changes_its_stage_only(tmp_path: Path) -> None:
-    before = _versions(_copy(tmp_path, "before"))
-    root = _copy(tmp_path, "after")
-    # a change of code in the calibration's combine module (not a comment)
-    path = root / "tgpcore" / "calibration" / "combine.py"
-    path.write_text(path.read_text() + "\n\n_PROVENANCE_TEST = 1\n")
-    after = _versions(root)
-    changed = {s for s in STAGES if after[s] != before[s]}
-    assert changed == {"calibrate", "plan"}, changed
-    assert {s for s in STAGES if "tgpcore/calibration/combine.py" in
-            {p.relative_to(root).as_posix() for p in stage_files(s, root)}} == changed
+    # a change of code (not a comment) in the calibration's combine module
+    changed, root = _changed_by(tmp_path, "calibration/combine.py", "_PROVENANCE_TEST = 1")
+    assert changed == {"calibrate", "plan"}
+    assert _users(root, "calibration/combine.py") == changed
 
 
 def test_report_change_leaves_calibration_alone(tmp_path: Path) -> None:
-    before = _versions(_copy(tmp_path, "before"))
-    root = _copy(tmp_path, "after")
-    report = sorted((root / "tgpcore" / "report").glob("*.py"))[-1]
-    report.write_text(report.read_text() + "\n\ndef _provenance_test():\n    return 2\n")
-    after = _versions(root)
-    assert {s for s in STAGES if after[s] != before[s]} == {"report"}
+    report = sorted((ROOT / "tgpcore" / "report").glob("*.py"))[-1].name
+    changed, _ = _changed_by(tmp_path, f"report/{report}",
+                             "def _provenance_test():\n    return 2")
+    assert changed == {"report"}
 
 
 def test_shared_module_change_reaches_every_stage_using_it(tmp_path: Path) -> None:
-    before = _versions(_copy(tmp_path, "before"))
-    root = _copy(tmp_path, "after")
-    fits = root / "tgpcore" / "io" / "fits.py"
-    fits.write_text(fits.read_text() + "\n\n_PROVENANCE_TEST = 3\n")
-    after = _versions(root)
-    users = {s for s in STAGES if (root / "tgpcore/io/fits.py") in stage_files(s, root)}
-    assert {"calibrate", "register", "mosaic", "photometry"} <= users
-    assert {s for s in STAGES if after[s] != before[s]} == users
+    changed, root = _changed_by(tmp_path, "io/fits.py", "_PROVENANCE_TEST = 3")
+    assert {"calibrate", "register", "mosaic", "photometry"} <= changed
+    assert changed == _users(root, "io/fits.py")
 
 
 def test_comments_and_docstrings_do_not_count(tmp_path: Path) -> None:

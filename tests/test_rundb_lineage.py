@@ -127,6 +127,21 @@ def test_a_reused_product_links_within_its_run(rundb: RunDB, tmp_path: Path) -> 
         again["c1"]
 
 
+def test_a_file_changed_in_place_is_a_parent_of_itself(rundb: RunDB, tmp_path: Path) -> None:
+    """A stack whose WCS is written into its own file (recorded again as ``solved_stack``,
+    with the same path and checksum): the solved stack is made from the stack; a catalogue
+    keyed by its own file's checksum, recorded by two runs, is not its own parent."""
+    run, ids = _night(rundb, tmp_path)
+    s1 = rundb.resolve_product(ids["s1"])
+    solved = _record(rundb, run, "solved_stack", s1.path, {"stack": s1.checksum})
+    assert _ids(rundb.parents_of(solved)) == [ids["s1"]]
+    gaia = _file(tmp_path, "gaia.ecsv")
+    first = _record(rundb, run, "gaia_catalog", gaia, {"catalog": sha256_file(gaia)})
+    run2 = rundb.start_run("/data/night", "/out", "tgpsim", {}, "test")
+    second = _record(rundb, run2, "gaia_catalog", gaia, {"catalog": sha256_file(gaia)})
+    assert rundb.parents_of(first) == [] and rundb.parents_of(second) == []
+
+
 def test_edges_are_rows_of_the_run_and_go_with_their_products(rundb: RunDB,
                                                                 tmp_path: Path) -> None:
     run, ids = _night(rundb, tmp_path)

@@ -49,6 +49,7 @@ KIND_STAGES: dict[str, str] = {
     "stack": "register", "wcs": "solve", "solved_stack": "solve", "mosaic": "mosaic",
     "stack_catalog": "photometry", "instrumental_catalog": "photometry",
     "photcal": "photcal", "photcal_solution": "photcal", "calibrated_catalog": "photcal",
+    "photcal_outcome": "photcal",
     "gaia_catalog": "catalogs", "matched_catalog": "crossmatch",
     "members": "membership", "isochrone_fit": "isochrone_fit", "report": "report",
 }
@@ -81,27 +82,39 @@ def _package_files(root: Path, name: str) -> list[Path]:
 
 
 @functools.lru_cache(maxsize=4096)
+def _analyse(path: Path) -> tuple[tuple[tuple[int, str], ...], str]:
+    """A module's imports, as (relative level, module name) pairs (``from m import a``
+    also gives ``m.a``, which may be a submodule), and its code without comments, layout or
+    docstrings (:func:`ast.dump`)."""
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    names: set[tuple[int, str]] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update((0, a.name) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            names.add((node.level, module))
+            names.update((node.level, f"{module}.{a.name}".lstrip(".")) for a in node.names)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+    return tuple(sorted(names)), ast.dump(tree)
+
+
+@functools.lru_cache(maxsize=4096)
 def _imports(root: Path, path: Path) -> frozenset[str]:
     """The tgpcore modules a file imports (absolute or relative, at any depth in the code)."""
-    tree = ast.parse(path.read_bytes(), filename=str(path))
     package = _module_name(root, path)
     if path.name != "__init__.py":
         package = package.rpartition(".")[0]
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[:len(parts) - node.level + 1])
-                module = f"{base}.{node.module}" if node.module else base
-            else:
-                module = node.module or ""
-            names.add(module)
-            names.update(f"{module}.{a.name}" for a in node.names)  # submodules imported
     found = set()
-    for name in names:
+    for level, name in _analyse(path)[0]:
+        if level:
+            parts = package.split(".")
+            base = ".".join(parts[:len(parts) - level + 1])
+            name = f"{base}.{name}" if name else base
         if name == PACKAGE or name.startswith(PACKAGE + "."):
             parts = name.split(".")
             for i in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b first
@@ -136,24 +149,11 @@ def _digest(root: Path, paths: Iterable[Path]) -> str:
     for path in sorted(paths, key=lambda p: p.relative_to(root).as_posix()):
         h.update(path.relative_to(root).as_posix().encode() + b"\0")
         if path.suffix == ".py":
-            h.update(_normalised(path).encode())
+            h.update(_analyse(path)[1].encode())
         else:
             h.update(path.read_bytes())
         h.update(b"\0")
     return h.hexdigest()
-
-
-@functools.lru_cache(maxsize=4096)
-def _normalised(path: Path) -> str:
-    """A module's code without comments, layout or docstrings."""
-    tree = ast.parse(path.read_bytes(), filename=str(path))
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            body = node.body
-            if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                    and isinstance(body[0].value.value, str)):
-                node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree)
 
 
 @functools.cache

@@ -132,6 +132,9 @@ def run_direct(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_flow(s: dict[str, Any]) -> dict[str, Any]:
+    from flows.ephemeral import bind_temporary_server
+
+    bind_temporary_server()
     from flows.isochrone_fit import IsochroneFitParams, isochrone_fit_flow
     from flows.runners import make_task_runner
 

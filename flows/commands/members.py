@@ -102,6 +102,9 @@ def print_summary(out: dict[str, Any]) -> None:
 
 
 def _run_flow(args: argparse.Namespace) -> dict[str, Any]:
+    from flows.ephemeral import bind_temporary_server
+
+    bind_temporary_server()
     from flows.membership import MembershipParams, membership_flow
     from flows.runners import make_task_runner
 

@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tgp plan: error: {exc}", file=sys.stderr)
         return 1
     if args.record:
+        from flows.ephemeral import bind_temporary_server
         from flows.plan import record_plan
+
+        bind_temporary_server()
 
         run_id, url = record_plan(args.data, args.out or default_out_root(), args.profile,
                                   args.grouping, args.plan_rules, args.runner)

@@ -25,32 +25,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy.wcs import WCS, Sip
 
+from tgpcore.gnomonic import from_tangent, to_tangent
+
 #: Stars needed per polynomial coefficient (per axis) before a degree is considered.
 MIN_STARS_PER_TERM = 2.5
 #: Rayleigh median -> per-axis sigma.
 _RAYLEIGH_MEDIAN = float(np.sqrt(2.0 * np.log(2.0)))
-
-
-def tangent(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Gnomonic standard coordinates (xi east, eta north; degrees) about (ra0, dec0)."""
-    a0, d0 = np.radians(ra0), np.radians(dec0)
-    a, d = np.radians(np.asarray(ra, float)), np.radians(np.asarray(dec, float))
-    cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(a - a0)
-    xi = np.cos(d) * np.sin(a - a0) / cosc
-    eta = (np.cos(d0) * np.sin(d) - np.sin(d0) * np.cos(d) * np.cos(a - a0)) / cosc
-    return np.degrees(xi), np.degrees(eta)
-
-
-def untangent(ra0: float, dec0: float, xi: np.ndarray | float, eta: np.ndarray | float
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`tangent`: (ra, dec) in degrees."""
-    a0, d0 = np.radians(ra0), np.radians(dec0)
-    x, y = np.radians(np.asarray(xi, float)), np.radians(np.asarray(eta, float))
-    den = np.cos(d0) - y * np.sin(d0)
-    a = a0 + np.arctan2(x, den)
-    d = np.arctan2(np.sin(d0) + y * np.cos(d0), np.hypot(x, den))
-    return np.mod(np.degrees(a), 360.0), np.degrees(d)
 
 
 def terms(degree: int) -> list[tuple[int, int]]:
@@ -161,13 +141,13 @@ def _fit_degree(u: np.ndarray, v: np.ndarray, ra: np.ndarray, dec: np.ndarray, d
     x = _design(u, v, degree, norm)
     ww = np.ones(len(u)) if w is None else w
     for _ in range(5):
-        xi, eta = tangent(ra0, dec0, ra, dec)
+        xi, eta = to_tangent(ra0, dec0, ra, dec)
         y = np.column_stack([xi, eta])
         coef, *_ = np.linalg.lstsq(x * ww[:, None], y * ww[:, None], rcond=None)
         c0 = coef[0]
         if np.hypot(*c0) < 1e-11:  # 0.04 micro-arcsec
             break
-        ra0, dec0 = (float(t) for t in untangent(ra0, dec0, c0[0], c0[1]))
+        ra0, dec0 = (float(t) for t in from_tangent(ra0, dec0, c0[0], c0[1]))
     return coef, ra0, dec0, y - x @ coef
 
 
@@ -276,7 +256,7 @@ def fit_plate(xy: np.ndarray, ra: np.ndarray, dec: np.ndarray, shape: tuple[int,
             cands = [max(supported_degrees(int(used.sum()), degree, per_term) or [1])]
         else:
             cands = supported_degrees(int(used.sum()), max_degree, per_term) or [1]
-        xi, eta = tangent(ra0, dec0, ra[used], dec[used])
+        xi, eta = to_tangent(ra0, dec0, ra[used], dec[used])
         y = np.column_stack([xi, eta])
         scale = float(np.sqrt(np.mean(w[used] ** -2)))  # CV in arcsec at the mean weight
         errs = {k: loo_errors(_design(u[used], v[used], k, norm), y, w[used]) for k in cands}
@@ -284,7 +264,7 @@ def fit_plate(xy: np.ndarray, ra: np.ndarray, dec: np.ndarray, shape: tuple[int,
         chosen = choose_degree(errs)
         coef, ra0, dec0, _ = _fit_degree(u[used], v[used], ra[used], dec[used], chosen, ra0,
                                          dec0, norm, w[used])
-        xi_all, eta_all = tangent(ra0, dec0, ra, dec)
+        xi_all, eta_all = to_tangent(ra0, dec0, ra, dec)
         model = _design(u, v, chosen, norm) @ coef
         r = np.hypot(xi_all - model[:, 0], eta_all - model[:, 1]) * 3600.0
         sigma = local_sigma(r, used, flux)
@@ -296,7 +276,7 @@ def fit_plate(xy: np.ndarray, ra: np.ndarray, dec: np.ndarray, shape: tuple[int,
     coef, ra0, dec0, _ = _fit_degree(u[used], v[used], ra[used], dec[used], chosen, ra0, dec0,
                                      norm, w[used])
     wcs = _make_wcs(coef, chosen, ra0, dec0, crpix, norm, shape)
-    xi_all, eta_all = tangent(ra0, dec0, ra, dec)
+    xi_all, eta_all = to_tangent(ra0, dec0, ra, dec)
     model = _design(u, v, chosen, norm) @ coef
     resid = np.column_stack([xi_all - model[:, 0], eta_all - model[:, 1]]) * 3600.0
     rms = float(np.sqrt(np.mean(np.sum(resid[used] ** 2, axis=1))))

@@ -35,8 +35,9 @@ from tgpcore.astrometry.coarse import (
     same_as_any,
     vote,
 )
-from tgpcore.astrometry.distortion import PlateFit, fit_plate, tangent
+from tgpcore.astrometry.distortion import PlateFit, fit_plate
 from tgpcore.astrometry.solution import Solution, wcs_rms_arcsec
+from tgpcore.gnomonic import to_tangent
 
 #: The best candidate must match this many times more stars (plus 2) than any other distinct
 #: one that matches ``min_matches``.
@@ -180,7 +181,7 @@ def solve_with_catalogue(xy: np.ndarray, shape: tuple[int, int], ra: np.ndarray,
         return Solution.failed("catalogue", f"only {len(xy)} stars detected")
     c = np.array([(nx - 1) / 2.0, (ny - 1) / 2.0])
     s_deg = scale_arcsec / 3600.0
-    xi, eta = tangent(hint_ra, hint_dec, np.asarray(ra, float), np.asarray(dec, float))
+    xi, eta = to_tangent(hint_ra, hint_dec, np.asarray(ra, float), np.asarray(dec, float))
     ref_all = np.column_stack([xi, eta]) / s_deg  # tangent plane in pixel units
     half_diag = 0.5 * np.hypot(nx, ny)
     radius_px = search_radius_arcmin * 60.0 / scale_arcsec
@@ -325,7 +326,7 @@ def _fine_fit(xy: np.ndarray, src: np.ndarray, ref_n: np.ndarray, ra_n: np.ndarr
         pairs_seen.add(key)
         ra0, dec0 = fit.wcs.wcs.crval
         xi_d, eta_d = fit.standard(xy)
-        xi_r, eta_r = tangent(ra0, dec0, ra_n, dec_n)
+        xi_r, eta_r = to_tangent(ra0, dec0, ra_n, dec_n)
         sigma_px = float(np.median(np.hypot(*fit.resid_arcsec[fit.used].T))) / 1.1774 \
             / scale_arcsec
         tol = min(tight_px, max(1.0, 5.0 * sigma_px))
@@ -355,9 +356,9 @@ def residual_table(wcs, xy: np.ndarray, ra: np.ndarray, dec: np.ndarray,
     sky) and ``used``."""
     px = np.column_stack(wcs.all_world2pix(ra, dec, 0, quiet=True))
     r0, d0 = wcs.all_pix2world(xy[:, 0], xy[:, 1], 0)
-    xi, eta = tangent(float(np.mean(r0)), float(np.mean(d0)), np.asarray(ra, float),
+    xi, eta = to_tangent(float(np.mean(r0)), float(np.mean(d0)), np.asarray(ra, float),
                       np.asarray(dec, float))
-    xi0, eta0 = tangent(float(np.mean(r0)), float(np.mean(d0)), r0, d0)
+    xi0, eta0 = to_tangent(float(np.mean(r0)), float(np.mean(d0)), r0, d0)
     return {"x": xy[:, 0].tolist(), "y": xy[:, 1].tolist(),
             "dx_px": (px[:, 0] - xy[:, 0]).tolist(), "dy_px": (px[:, 1] - xy[:, 1]).tolist(),
             "east_arcsec": ((xi - xi0) * 3600.0).tolist(),

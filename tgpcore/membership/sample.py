@@ -19,29 +19,20 @@ from tgpcore.catalogs.columns import (
     standardise_gaia_table,
 )
 from tgpcore.catalogs.precision import typical_parallax_error_mas, typical_pm_error_masyr
-
-ARCMIN_PER_RAD = 180.0 / np.pi * 60.0
+from tgpcore.gnomonic import from_tangent, to_tangent
 
 
 def tangent_offsets_arcmin(ra0: float, dec0: float, ra, dec) -> tuple[np.ndarray, np.ndarray]:
-    """Gnomonic offsets (xi east, eta north) in arcmin of (ra, dec) about (ra0, dec0), degrees."""
-    a0, d0 = np.radians(ra0), np.radians(dec0)
-    a, d = np.radians(np.asarray(ra, float)), np.radians(np.asarray(dec, float))
-    cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(a - a0)
-    xi = np.cos(d) * np.sin(a - a0) / cosc
-    eta = (np.cos(d0) * np.sin(d) - np.sin(d0) * np.cos(d) * np.cos(a - a0)) / cosc
-    return xi * ARCMIN_PER_RAD, eta * ARCMIN_PER_RAD
+    """Gnomonic offsets (xi east, eta north) in arcmin of (ra, dec) about (ra0, dec0), degrees
+    (:func:`tgpcore.gnomonic.to_tangent` in arcmin)."""
+    xi, eta = to_tangent(ra0, dec0, ra, dec)
+    return xi * 60.0, eta * 60.0
 
 
 def offsets_to_radec(ra0: float, dec0: float, xi_arcmin, eta_arcmin) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`tangent_offsets_arcmin`: (ra, dec) in degrees."""
-    xi = np.asarray(xi_arcmin, float) / ARCMIN_PER_RAD
-    eta = np.asarray(eta_arcmin, float) / ARCMIN_PER_RAD
-    a0, d0 = np.radians(ra0), np.radians(dec0)
-    denom = np.cos(d0) - eta * np.sin(d0)
-    a = a0 + np.arctan2(xi, denom)
-    d = np.arctan2(np.sin(d0) + eta * np.cos(d0), np.hypot(xi, denom))
-    return np.degrees(a) % 360.0, np.degrees(d)
+    return from_tangent(ra0, dec0, np.asarray(xi_arcmin, float) / 60.0,
+                        np.asarray(eta_arcmin, float) / 60.0)
 
 
 def sky_centre(ra, dec) -> tuple[float, float]:

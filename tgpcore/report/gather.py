@@ -123,7 +123,8 @@ class _Gatherer:
             return "unknown"
         if self.run.status == "running" and self.current_stage:
             others = [st for name, (st, _) in self.status.items() if name != self.current_stage]
-            return "partial" if {"failed", "not_built"} & set(others) else "succeeded"
+            return ("partial" if {"failed", "partial", "skipped", "not_built"} & set(others)
+                    else "succeeded")
         return self.run.status
 
     # stage states -----------------------------------------------------------------------

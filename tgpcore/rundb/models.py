@@ -30,13 +30,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tgpcore.rundb.coltypes import UTCDateTime, utcnow
 
-RUN_STATUSES = ("running", "succeeded", "failed", "partial")
+RUN_STATUSES = ("running", "succeeded", "failed", "partial", "abandoned")
 FRAME_KINDS = ("bias", "dark", "flat", "science", "standard", "unknown")
 FRAME_STATUSES = ("accepted", "rejected")
 MASTER_KINDS = ("bias", "dark", "flat")
 PLAN_STATUSES = ("ok", "refused")
 PRODUCT_STATUSES = ("ok", "failed")
-STAGE_STATUSES = ("running", "succeeded", "failed", "skipped", "not_built")
+STAGE_STATUSES = ("running", "succeeded", "partial", "failed", "skipped", "not_built")
 NIGHT_STATUSES = ("done", "failed", "running")
 ALARM_LEVELS = ("warning", "error")
 
@@ -87,6 +87,9 @@ class Run(Base):
     params: Mapped[dict[str, Any] | None]
     software_version: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str | None] = mapped_column(Text)
+    heartbeat_at: Mapped[dt.datetime | None]
+    pid: Mapped[int | None]
+    host: Mapped[str | None] = mapped_column(String(255))
 
 
 class Frame(Base):

@@ -51,6 +51,13 @@ def _pick(candidates: list[Product], run_id: str | None) -> Product | None:
                                           p.created_at, p.id))
 
 
+def _direction(down: bool) -> tuple[Any, Any]:
+    """(this end, next end) of a lineage edge, walking to children if ``down``."""
+    if down:
+        return ProductLineage.parent_id, ProductLineage.child_id
+    return ProductLineage.child_id, ProductLineage.parent_id
+
+
 @dataclass
 class LineageNode:
     """A product in a lineage tree, with the products next to it in the walk's direction
@@ -99,8 +106,9 @@ class ProductStore(Store):
         parents : sequence of int, str, path-like or Product, optional
             The products it was made from, by id, path, key or checksum (see
             :meth:`resolve_product`). By default, the products whose key or file checksum is
-            among ``input_checksums``, excluding any with the same checksum as this product
-            (the same file is not its own parent). ``[]`` records none.
+            among ``input_checksums`` (one per input: this run's if there is one, else the
+            latest), leaving out this product's own key as recorded by other runs.
+            ``[]`` records none.
 
         Returns
         -------
@@ -166,8 +174,8 @@ class ProductStore(Store):
                 Product.status == "ok", Product.id != child.id,
                 or_(Product.key.in_(chunk), Product.checksum.in_(chunk)))
             for p in s.scalars(stmt):
-                if child.checksum is not None and p.checksum == child.checksum:
-                    continue  # the same file recorded again (reused, or under another kind)
+                if p.key == child.key:
+                    continue  # the same product, recorded by another run
                 for d in {p.key, p.checksum} & set(chunk):
                     found.setdefault(d, []).append(p)
         picked = (_pick(found.get(d, []), child.run_id) for d in digests)
@@ -213,8 +221,7 @@ class ProductStore(Store):
     def _edges(self, start: int, down: bool) -> list[tuple[int, int]]:
         """(from, to) edges reachable from ``start``: towards parents, or children if
         ``down``; breadth first, each product expanded once."""
-        near, far = ((ProductLineage.parent_id, ProductLineage.child_id) if down
-                     else (ProductLineage.child_id, ProductLineage.parent_id))
+        near, far = _direction(down)
         edges: list[tuple[int, int]] = []
         seen, frontier = {start}, [start]
         with self._session() as s:
@@ -246,21 +253,20 @@ class ProductStore(Store):
         rows = self._load(order)
         return [rows[i] for i in order]
 
-    def parents_of(self, product: ProductRef) -> list[Product]:
-        """The products this product was made from, directly."""
+    def _next(self, product: ProductRef, down: bool) -> list[Product]:
+        near, far = _direction(down)
         with self._session() as s:
             pid = self._resolve(s, product).id
-            return list(s.scalars(select(Product).join(
-                ProductLineage, ProductLineage.parent_id == Product.id)
-                .where(ProductLineage.child_id == pid).order_by(ProductLineage.id)))
+            return list(s.scalars(select(Product).join(ProductLineage, far == Product.id)
+                                  .where(near == pid).order_by(ProductLineage.id)))
+
+    def parents_of(self, product: ProductRef) -> list[Product]:
+        """The products this product was made from, directly."""
+        return self._next(product, down=False)
 
     def children_of(self, product: ProductRef) -> list[Product]:
         """The products made from this product, directly."""
-        with self._session() as s:
-            pid = self._resolve(s, product).id
-            return list(s.scalars(select(Product).join(
-                ProductLineage, ProductLineage.child_id == Product.id)
-                .where(ProductLineage.parent_id == pid).order_by(ProductLineage.id)))
+        return self._next(product, down=True)
 
     def products_made_from(self, product: ProductRef) -> list[Product]:
         """Every product this one was made from, parents first, then theirs (ancestors).

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -19,6 +21,25 @@ from tgpcore.rundb.models import (
     StageEvent,
 )
 from tgpcore.rundb.store import Store, as_dict, check, finite
+
+#: Seconds between a running run's heartbeats, and after which a silent one is abandoned.
+HEARTBEAT_INTERVAL_S = 30.0
+HEARTBEAT_STALE_S = 300.0
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process of this host is alive (a zombie counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 class RunStore(Store):
@@ -57,6 +78,7 @@ class RunStore(Store):
             "params": dict(params) if params is not None else None,
             "software_version": software_version, "status": "running",
             "started_at": now, "finished_at": None, "message": None,
+            "heartbeat_at": now, "pid": os.getpid(), "host": socket.gethostname()[:255],
         }
         with self._session() as s:
             self._serialise(s, f"run:{run_id}")
@@ -83,6 +105,47 @@ class RunStore(Store):
                 status=status, message=message, finished_at=utcnow())).rowcount
             if n == 0:
                 raise KeyError(f"no run {run_id!r}")
+
+    def beat(self, run_id: str) -> bool:
+        """Record that a running run is alive; False once it is no longer running."""
+        with self._session() as s:
+            n = s.execute(update(Run).where(Run.id == run_id, Run.status == "running")
+                          .values(heartbeat_at=utcnow())).rowcount
+        return bool(n)
+
+    def is_abandoned(self, run: Run, stale_after_s: float = HEARTBEAT_STALE_S,
+                     now: dt.datetime | None = None) -> bool:
+        """Whether a run recorded as running was abandoned: its process on this host is
+        gone, or (on another host) its heartbeat stopped ``stale_after_s`` ago."""
+        if run.status != "running":
+            return False
+        if run.host == socket.gethostname() and run.pid:
+            return not _pid_alive(run.pid)
+        last = run.heartbeat_at or run.started_at or run.created_at
+        now = now or utcnow()
+        return last is None or (now - last).total_seconds() > stale_after_s
+
+    def close_abandoned_runs(self, out_dir_prefix: str | os.PathLike | None = None,
+                             stale_after_s: float = HEARTBEAT_STALE_S) -> list[str]:
+        """Mark ``abandoned`` the runs recorded as running whose process is gone (under
+        ``out_dir_prefix`` only, if given); return their ids."""
+        prefix = os.fspath(out_dir_prefix) if out_dir_prefix is not None else None
+        with self._session() as s:
+            running = list(s.scalars(select(Run).where(Run.status == "running")))
+        closed = []
+        for run in running:
+            if prefix and not (run.out_dir or "").startswith(prefix):
+                continue
+            if self.is_abandoned(run, stale_after_s):
+                last = run.heartbeat_at or run.started_at
+                with self._session() as s:
+                    s.execute(update(Run).where(Run.id == run.id, Run.status == "running")
+                              .values(status="abandoned", finished_at=utcnow(), message=(
+                                  f"abandoned: its process ({run.host}:{run.pid}) stopped "
+                                  f"without finishing; last heartbeat {last:%Y-%m-%d %H:%M:%S}"
+                                  " UTC" if last else "abandoned: its process stopped")))
+                closed.append(run.id)
+        return closed
 
     def get_run(self, run_id: str) -> Run | None:
         """Return the run, detached, or ``None``."""

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from astropy.table import Table, vstack
 
+from tgpcore.gnomonic import from_tangent
 from tgpcore.isochrones.extinction import extinction_ratios
 from tgpcore.isochrones.grid import load_packaged_grid
 from tgpcore.simulate.cosmics import cosmic_rays
@@ -38,7 +39,7 @@ from tgpcore.simulate.truth import (
     write_json,
     write_table,
 )
-from tgpcore.simulate.wcs import pixel_to_world, tangent_to_radec, truth_wcs
+from tgpcore.simulate.wcs import pixel_to_world, truth_wcs
 
 FORMAT_VERSION = 1
 STAR_ID_BASE = 2_000_000_000_000_000_000
@@ -87,7 +88,7 @@ def _place_standards(stds: Table, frames: list[dict[str, Any]], p: SimPreset,
             eta.append(b)
     else:
         raise RuntimeError(f"cannot place {len(stds)} standards 20 arcsec apart in {field_name}")
-    stds["ra"], stds["dec"] = tangent_to_radec(ra_c, dec_c, np.array(xi), np.array(eta))
+    stds["ra"], stds["dec"] = from_tangent(ra_c, dec_c, np.array(xi), np.array(eta))
     number = np.sort(rng.choice(np.arange(100, 1400), size=len(stds), replace=False))
     order = np.argsort(stds["ra"])
     names = np.empty(len(stds), dtype="U16")

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.table import Table, vstack
 
+from tgpcore.gnomonic import from_tangent
 from tgpcore.isochrones.extinction import extinction_ratios
 from tgpcore.isochrones.grid import IsochroneGrid
 from tgpcore.isochrones.reddening import star_coefficients
 from tgpcore.simulate.imf import sample_kroupa
 from tgpcore.simulate.king import sample_king_radii
 from tgpcore.simulate.region import SkyRegion
-from tgpcore.simulate.wcs import tangent_to_radec
 
 #: Isochrone bands carried by the simulation, and their names in star tables.
 BANDS: dict[str, str] = {"U": "U", "B": "B", "V": "V", "G": "G", "G_BP": "BP", "G_RP": "RP"}
@@ -188,7 +188,7 @@ def sample_cluster(grid: IsochroneGrid, rng: np.random.Generator, *, name: str, 
     n = len(sys_["mini"])
     r = np.radians(sample_king_radii(n, core_radius_arcmin, tidal_radius_arcmin, rng) / 60.0)
     theta = rng.uniform(0.0, 2.0 * np.pi, n)
-    ras, decs = tangent_to_radec(ra, dec, np.degrees(r * np.sin(theta)),
+    ras, decs = from_tangent(ra, dec, np.degrees(r * np.sin(theta)),
                                  np.degrees(r * np.cos(theta)))
     rt_pc = distance_pc * np.radians(tidal_radius_arcmin / 60.0)
     dist = distance_pc + rng.normal(0.0, rt_pc / 3.0, n)

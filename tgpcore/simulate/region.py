@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from tgpcore.simulate.wcs import radec_to_tangent, tangent_to_radec
+from tgpcore.gnomonic import from_tangent, to_tangent
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class SkyRegion:
 
     def contains(self, ra, dec) -> np.ndarray:
         """True where (ra, dec) lies inside the box."""
-        xi, eta = radec_to_tangent(self.ra0, self.dec0, ra, dec)
+        xi, eta = to_tangent(self.ra0, self.dec0, ra, dec)
         return ((xi >= self.xi_min) & (xi < self.xi_max)
                 & (eta >= self.eta_min) & (eta < self.eta_max))
 
@@ -36,7 +36,7 @@ class SkyRegion:
         """``n`` positions (ra, dec in degrees) uniform in the tangent-plane box."""
         xi = rng.uniform(self.xi_min, self.xi_max, n)
         eta = rng.uniform(self.eta_min, self.eta_max, n)
-        return tangent_to_radec(self.ra0, self.dec0, xi, eta)
+        return from_tangent(self.ra0, self.dec0, xi, eta)
 
     def to_dict(self) -> dict:
         """Plain dictionary (for truth.json)."""
@@ -46,7 +46,7 @@ class SkyRegion:
 def region_around(name: str, ra0: float, dec0: float, ras, decs,
                   margin_deg: float) -> SkyRegion:
     """The smallest box about (ra0, dec0) holding all (ras, decs), grown by ``margin_deg``."""
-    xi, eta = radec_to_tangent(ra0, dec0, ras, decs)
+    xi, eta = to_tangent(ra0, dec0, ras, decs)
     return SkyRegion(name, float(ra0), float(dec0),
                      float(np.min(xi) - margin_deg), float(np.max(xi) + margin_deg),
                      float(np.min(eta) - margin_deg), float(np.max(eta) + margin_deg))

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from tgpcore.gnomonic import from_tangent
 from tgpcore.simulate.photsys import PhotometricSystem
 from tgpcore.simulate.presets import STANDARD_FIELDS, SimPreset
 from tgpcore.simulate.site import Site, airmass
-from tgpcore.simulate.wcs import cd_matrix, distortion_params, tangent_to_radec, wcs_params
+from tgpcore.simulate.wcs import cd_matrix, distortion_params, wcs_params
 
 READOUT_S = 20.0
 FILTER_CHANGE_S = 10.0
@@ -159,7 +160,7 @@ def plan_night(p: SimPreset, site: Site, system: PhotometricSystem,
         jit = rng.normal(0.0, p.pointing_jitter_arcsec / 60.0, 2)  # arcmin
         jitters[f"{target}/{pidx}/{visit}"] = [float(jit[0]), float(jit[1])]
         off = (err[0] + jit[0], err[1] + jit[1])
-        true_ra, true_dec = tangent_to_radec(nominal[0], nominal[1], off[0] / 60.0, off[1] / 60.0)
+        true_ra, true_dec = from_tangent(nominal[0], nominal[1], off[0] / 60.0, off[1] / 60.0)
         cd0 = cd_matrix(p.pixel_scale_arcsec, 0.0)
         last_filter = None
         for filt, exptime, eclass, d in exposures:
@@ -177,9 +178,9 @@ def plan_night(p: SimPreset, site: Site, system: PhotometricSystem,
                                 p.pixel_scale_arcsec, rot)
             cd = np.array([[params["cd1_1"], params["cd1_2"]], [params["cd2_1"], params["cd2_2"]]])
             xi_t, eta_t = cd @ np.array([-dx, -dy])
-            ra_t, dec_t = tangent_to_radec(params["crval1"], params["crval2"], xi_t, eta_t)
+            ra_t, dec_t = from_tangent(params["crval1"], params["crval2"], xi_t, eta_t)
             xi_h, eta_h = cd0 @ np.array([-dx, -dy])
-            ra_h, dec_h = tangent_to_radec(nominal[0], nominal[1], xi_h, eta_h)
+            ra_h, dec_h = from_tangent(nominal[0], nominal[1], xi_h, eta_h)
             mjd_mid = mjd0 + (t + exptime / 2.0) / 86400.0
             x = float(airmass(float(ra_t), float(dec_t), mjd_mid, site))
             if not np.isfinite(x) or x > 2.9:
@@ -222,7 +223,7 @@ def plan_night(p: SimPreset, site: Site, system: PhotometricSystem,
                 standard_visit(i)
         t = max(t, p.science_start_ut_h * 3600.0)
         xi, eta = fx * fov[0] / 60.0, fy * fov[1] / 60.0
-        nominal = tangent_to_radec(p.cluster_ra_deg, p.cluster_dec_deg, xi, eta)
+        nominal = from_tangent(p.cluster_ra_deg, p.cluster_dec_deg, xi, eta)
         exposures = []
         for f in p.filters:
             if p.short_exptime_s:

@@ -67,30 +67,6 @@ def radial_sip(crpix: tuple[float, float], centre: tuple[float, float], c: float
     return a, b
 
 
-def radec_to_tangent(ra0: float, dec0: float, ra, dec) -> tuple[np.ndarray, np.ndarray]:
-    """Gnomonic offsets (xi east, eta north; degrees) of (ra, dec) about (ra0, dec0)."""
-    a0, d0 = np.radians(ra0), np.radians(dec0)
-    a, d = np.radians(np.asarray(ra, dtype=float)), np.radians(np.asarray(dec, dtype=float))
-    cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(a - a0)
-    xi = np.cos(d) * np.sin(a - a0) / cosc
-    eta = (np.cos(d0) * np.sin(d) - np.sin(d0) * np.cos(d) * np.cos(a - a0)) / cosc
-    return np.degrees(xi), np.degrees(eta)
-
-
-def tangent_to_radec(ra0: float, dec0: float, xi_deg, eta_deg) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`radec_to_tangent`: (ra, dec) in degrees, ra in [0, 360)."""
-    a0, d0 = np.radians(ra0), np.radians(dec0)
-    xi, eta = np.radians(np.asarray(xi_deg, dtype=float)), np.radians(np.asarray(eta_deg,
-                                                                                 dtype=float))
-    rho = np.hypot(xi, eta)
-    c = np.arctan(rho)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(rho > 0, eta * np.sin(c) / np.where(rho > 0, rho, 1.0), 0.0)
-    d = np.arcsin(np.cos(c) * np.sin(d0) + ratio * np.cos(d0))
-    a = a0 + np.arctan2(xi * np.sin(c), rho * np.cos(d0) * np.cos(c) - eta * np.sin(d0) * np.sin(c))
-    return np.mod(np.degrees(a), 360.0), np.degrees(d)
-
-
 def cd_matrix(scale_arcsec: float, rotation_deg: float) -> np.ndarray:
     """The CD matrix (deg/pixel) for a pixel scale and a rotation, east to the left."""
     s = scale_arcsec / 3600.0
