@@ -29,6 +29,7 @@ from tgpcore.io.fits import (
     read_flags,
     write_ccd,
 )
+from tgpcore.registration.combine import HAVE_NUMBA, combine_block_compiled
 from tgpcore.registration.resample import is_identity, sum_variance_factor, warp
 
 
@@ -412,6 +413,8 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
         n_used = np.zeros(n, np.int64)
         n_clip = np.zeros(n, np.int64)
 
+        combine = combine_block_compiled if HAVE_NUMBA else combine_block
+
         def block(r0: int) -> tuple[np.ndarray, np.ndarray]:
             r1 = min(ny, r0 + rows)
             parts = [_source_rows(info[k]["source"], work, k, r0, r1, nx) for k in range(n)]
@@ -419,9 +422,9 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
             v = np.stack([p[1] for p in parts])
             b = np.stack([p[2] for p in parts])
             del parts
-            m, vv, used, clipped = combine_block(d, v, b, sky, weights, sigma, rel_tol,
-                                                 max_iters, scale=fscale if scaled else None,
-                                                 sky_out=sky_out)
+            m, vv, used, clipped = combine(d, v, b, sky, weights, sigma, rel_tol,
+                                           max_iters, scale=fscale if scaled else None,
+                                           sky_out=sky_out)
             mean[r0:r1], var[r0:r1] = m, vv
             expmap[r0:r1] = np.tensordot(t, used, axes=(0, 0))
             return used.sum((1, 2)), clipped.sum((1, 2))
