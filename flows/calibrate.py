@@ -8,7 +8,6 @@ the rest goes on.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,21 +16,18 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from flows.inventory import run_inventory_stage
-from flows.plan import PlanParams, run_plan_stage
-from flows.runners import RunnerSettings, make_task_runner
+from flows.inventory import InventoryParams
+from flows.plan import PlanOptions
+from flows.runner import Item, StageRunner, collect, stage_run
 from flows.session import (
     RunSession,
-    closing_failed_run,
-    open_session,
     raise_alarms,
-    recorded_stage,
 )
-from flows.settings import default_out_root
+from flows.stagecli import run_stage_cli
+from flows.walk import run_stages
 from tasks.calibrate import build_master_task, calibrate_frame_task
-from tgpcore import __version__
 from tgpcore.calibration.plan import CalibrationPlan
 from tgpcore.calibration.schedule import (
     CalibrationSchedule,
@@ -40,7 +36,6 @@ from tgpcore.calibration.schedule import (
     master_threads,
 )
 from tgpcore.inventory import FrameRecord, Inventory
-from tgpcore.io.checksum import product_key
 from tgpcore.io.fits import read_flags
 from tgpcore.qc import frame_figures, night_calibration_alarms
 
@@ -48,10 +43,15 @@ CALIBRATION_PARAMS_VERSION = 2  # 2: noise measured before rejection, QC cards, 
 # cosmic rays
 
 
-class CalibrateParams(PlanParams):
-    """Parameters of the calibration flow."""
+class CalibrateOptions(BaseModel):
+    """The calibration stage's own options."""
 
     cosmic_rays: bool = Field(True, description="Detect and mask cosmic rays (astroscrappy)")
+
+
+class CalibrateParams(InventoryParams, PlanOptions, CalibrateOptions):
+    """Parameters of the calibration flow: the options of the stages it runs."""
+
 
 
 @dataclass
@@ -60,7 +60,10 @@ class CalibrationOutcome:
 
     masters: dict[str, str] = field(default_factory=dict)
     calibrated: dict[str, str] = field(default_factory=dict)  # raw path -> calibrated path
-    rejected: dict[str, str] = field(default_factory=dict)  # raw path -> reason
+    rejected: dict[str, str] = field(default_factory=dict)  # raw path -> reason (the data)
+    # raw path -> reason: the task failed (a full disk, a crash) or a master it needs failed;
+    # the frame itself is not at fault and is not marked rejected
+    failed: dict[str, str] = field(default_factory=dict)
     reused: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,175 +83,192 @@ def run_calibrate_stage(session: RunSession, params: CalibrateParams, inv: Inven
     Masters and frames start as soon as what they need exists (:class:`CalibrationSchedule`),
     so frames of one filter are calibrated while another filter's flat is still combined.
     """
-    logger = get_run_logger()
-    db, run_id = session.db, session.run_id
-    recs = {r.path: r for r in inv.records}
-    frame_ids = {f.path: f.id for f in db.frames(run_id)}
-    out = CalibrationOutcome()
-    sched = CalibrationSchedule(plan)
-    pkeys: dict[str, str] = {}  # plan master key -> product key
-    master_dir = session.run_dir / "masters"
-    params_rec = {"cosmic_rays": params.cosmic_rays, "version": CALIBRATION_PARAMS_VERSION}
-    building: dict[Any, tuple[Any, str, dict]] = {}  # future -> (spec, product key, inputs)
-    todo = []
+    with stage_run(session, "calibrate", "frames") as counts:
+        run = _CalibrationRun(session, params, inv, plan, StageRunner(session, counts))
+        run.start()
+        while run.building:
+            run.collect_master()
+            run.start()
+        run.collect_frames()
+        _calibration_report(session, run)
+        counts.total = len(plan.entries)
+        counts.done = len(run.out.calibrated)
+        counts.failed = len(run.out.rejected) + len(run.out.failed)
+        counts.reused = sum(1 for p in run.out.calibrated if p in run.reused_frames)
+        counts.extra.update({"masters": len(run.out.masters),
+                             "masters_failed": len(run.sched.reasons)})
+    return run.out
 
-    def start_masters() -> None:
+
+class _CalibrationRun:
+    """The state of one calibration stage: the schedule, running tasks, the outcome."""
+
+    def __init__(self, session: RunSession, params: CalibrateParams, inv: Inventory,
+                 plan: CalibrationPlan, runner: StageRunner) -> None:
+        self.session, self.params, self.plan, self.runner = session, params, plan, runner
+        self.recs = {r.path: r for r in inv.records}
+        self.frame_ids = {f.path: f.id for f in session.db.frames(session.run_id)}
+        self.out = CalibrationOutcome()
+        self.sched = CalibrationSchedule(plan)
+        self.pkeys: dict[str, str] = {}  # plan master key -> product key
+        self.pids: dict[str, int] = {}  # plan master key -> product id (parents)
+        self.params_rec = {"cosmic_rays": params.cosmic_rays,
+                           "version": CALIBRATION_PARAMS_VERSION}
+        self.building: dict[Any, tuple[Any, Item, str]] = {}  # future -> (spec, item, key)
+        self.todo: list[tuple[Any, Item, str, Any]] = []
+        self.reused_frames: set[str] = set()
+        self.rows: list[dict[str, Any]] = []
+
+    def start(self) -> None:
+        """Submit every master and frame whose masters exist."""
+        self._start_masters()
+        self._start_frames()
+
+    def _start_masters(self) -> None:
+        sched, recs = self.sched, self.recs
         while ready := sched.ready_masters():
             for spec in ready:
                 deps = master_inputs(spec)
                 inputs = {"members": sorted(recs[p].sha256 for p in spec.members),
-                          **{d: pkeys[v] for d, v in deps.items()}}
-                pkey = pkeys[spec.key] = product_key(f"master_{spec.kind}", inputs,
-                                                     params_rec, __version__)
-                found = db.find_product(pkey)
+                          **{d: self.pkeys[v] for d, v in deps.items()}}
+                item = Item(spec.key, f"master_{spec.kind}", inputs, self.params_rec,
+                            submit=lambda: None, parents=self._parents(deps.values()))
+                key = self.pkeys[spec.key] = self.runner.key(item.kind, inputs, item.params)
+                found = self.runner.reuse(item, key, need_result=False)
                 if found is not None:
-                    sched.finished(spec.key, found.path)
-                    db.record_product(run_id, f"master_{spec.kind}", pkey, found.path,
-                                      found.checksum, inputs, params_rec, __version__)
-                    out.reused += 1
-                    logger.info("master %s reused from %s", spec.key, found.path)
+                    sched.finished(spec.key, found.result["path"])
+                    self.pids[spec.key] = found.product_id
                     continue
                 fut = build_master_task.submit(
                     spec.kind, spec.key, [_frame_input(recs[p]) for p in spec.members],
-                    str(master_dir / f"{spec.key}.fits"),
+                    str(self.session.run_dir / "masters" / f"{spec.key}.fits"),
                     sched.paths.get(deps.get("bias", "")), sched.paths.get(deps.get("dark", "")),
                     # every frame submitted so far counts as running: one thread unless the
                     # master is truly alone (the master bias, at the start)
-                    master_threads(len(ready), len(building) + len(todo),
-                                   params.runner.n_workers))
-                building[fut] = (spec, pkey, inputs)
+                    master_threads(len(ready), len(self.building) + len(self.todo),
+                                   self.params.runner.n_workers))
+                self.building[fut] = (spec, item, key)
 
-    def start_frames() -> None:
-        ready, lost = sched.ready_frames()
-        out.rejected.update(lost)
+    def _parents(self, master_keys: Any) -> tuple[int, ...]:
+        return tuple(self.pids[k] for k in master_keys if k in self.pids)
+
+    def _start_frames(self) -> None:
+        ready, lost = self.sched.ready_frames()
+        self.out.failed.update(lost)
         for e in ready:
             keys = frame_masters(e)
-            inputs = {"frame": recs[e.path].sha256, **{k: pkeys[v] for k, v in keys.items()}}
-            pkey = product_key("calibrated", inputs, params_rec, __version__)
-            found = db.find_product(pkey)
+            inputs = {"frame": self.recs[e.path].sha256,
+                      **{k: self.pkeys[v] for k, v in keys.items()}}
+            item = Item(e.path, "calibrated", inputs, self.params_rec, submit=lambda: None,
+                        parents=self._parents(keys.values()),
+                        frame_id=self.frame_ids.get(e.path))
+            key = self.runner.key("calibrated", inputs, self.params_rec)
+            found = self.runner.reuse(item, key, need_result=False)
             if found is not None:
-                out.calibrated[e.path] = found.path
-                db.record_product(run_id, "calibrated", pkey, found.path, found.checksum,
-                                  inputs, params_rec, __version__)
-                out.reused += 1
+                self.out.calibrated[e.path] = found.result["path"]
+                self.reused_frames.add(e.path)
                 continue
-            dest = session.run_dir / "calibrated" / f"{Path(e.path).name.split('.')[0]}.fits"
+            dest = self.session.run_dir / "calibrated" / f"{Path(e.path).name.split('.')[0]}.fits"
             fut = calibrate_frame_task.submit(
-                _frame_input(recs[e.path]), str(dest),
-                *(sched.paths.get(keys.get(k, "")) for k in ("bias", "dark", "flat")),
-                params.cosmic_rays)
-            todo.append((e, pkey, inputs, fut))
+                _frame_input(self.recs[e.path]), str(dest),
+                *(self.sched.paths.get(keys.get(k, "")) for k in ("bias", "dark", "flat")),
+                self.params.cosmic_rays)
+            self.todo.append((e, item, key, fut))
 
-    with recorded_stage(session, "calibrate") as counters:
-        start_masters()
-        start_frames()
-        while building:
-            fut = next(as_completed(list(building)))
-            spec, pkey, inputs = building.pop(fut)
-            kind = spec.kind
-            try:
-                res = fut.result()
-            except Exception as exc:  # noqa: BLE001 - one master never kills the night
-                sched.failed(spec.key, f"{type(exc).__name__}: {exc}")
-                logger.error("master %s failed: %s", spec.key, exc)
-                db.record_product(run_id, f"master_{kind}", pkey, None, None, inputs,
-                                  params_rec, __version__, status="failed")
-            else:
-                sched.finished(spec.key, res["path"])
-                pid = db.record_product(run_id, f"master_{kind}", pkey, res["path"],
-                                        res["checksum"], inputs, params_rec, __version__)
-                db.add_qc(run_id, res["qc"], product_id=pid)
-                logger.info("master %s: %s", spec.key,
-                            ", ".join(f"{k}={v:.4g}" for k, v in res["qc"].items()))
-            start_masters()
-            start_frames()
-        out.masters = dict(sched.paths)
-        failed = sched.reasons
-        for e in plan.entries:
+    def collect_master(self) -> None:
+        """Wait for the next master and record it (a failed master fails its frames)."""
+        fut = next(as_completed(list(self.building)))
+        spec, item, key = self.building.pop(fut)
+        res, reason = collect(fut)
+        if reason is not None:
+            self.sched.failed(spec.key, reason)
+            get_run_logger().error("master %s failed: %s", spec.key, reason)
+            self.runner.record(item, key, None, failed=True)
+            return
+        self.sched.finished(spec.key, res["path"])
+        done = self.runner.finish(item, key, res, None, store=False)
+        self.pids[spec.key] = done.product_id
+        get_run_logger().info("master %s: %s", spec.key,
+                              ", ".join(f"{k}={v:.4g}" for k, v in res["qc"].items()))
+
+    def collect_frames(self) -> None:
+        """Collect the calibrated frames; a crashed or rejected frame is one rejected frame."""
+        self.out.masters = dict(self.sched.paths)
+        for e in self.plan.entries:
             if e.status != "ok":
-                out.rejected[e.path] = f"plan: {e.reason}"
-        rows = []
-        for e, pkey, inputs, fut in todo:
-            try:
-                res = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a crashed task is one rejected frame
-                res = {"status": "rejected", "reason": f"{type(exc).__name__}: {exc}"}
-            if res["status"] != "ok":
-                out.rejected[e.path] = res["reason"]
+                self.out.rejected[e.path] = f"plan: {e.reason}"
+        for e, item, key, fut in self.todo:
+            res, reason = collect(fut)
+            if reason is not None:                   # the task raised: not the frame's fault
+                self.out.failed[e.path] = reason
+                self.runner.record(item, key, None, failed=True)
                 continue
-            out.calibrated[e.path] = res["product"]
-            pid = db.record_product(run_id, "calibrated", pkey, res["product"],
-                                    res["checksum"], inputs, params_rec, __version__)
-            db.add_qc(run_id, res["qc"], frame_id=frame_ids.get(e.path), product_id=pid)
-            rows.append({"frame": recs[e.path].relpath, "group": e.group_key or "",
-                         **{k: round(v, 4) for k, v in res["qc"].items()},
-                         "notes": "; ".join(res["notes"])})
-        if out.rejected:
-            db.upsert_frames(run_id, [{"path": p, "status": "rejected",
-                                       "reason": f"calibration: {r}"}
-                                      for p, r in out.rejected.items()])
-        figures = [frame_figures(cal, recs[raw].relpath, str(recs[raw].filter or ""),
-                                 str(recs[raw].group_key or "").rsplit("/", 1)[0],
-                                 str(recs[raw].kind or "science"))
-                   for raw, cal in sorted(out.calibrated.items())]
-        alarms = raise_alarms(session, night_calibration_alarms(figures, read_flags=read_flags))
-        n_total = len(plan.entries)
-        counters.update({"masters": len(out.masters), "masters_failed": len(failed),
-                         "alarms": len(alarms),
-                         "calibrated": len(out.calibrated), "rejected": len(out.rejected),
-                         "reused": out.reused})
-        logger.info("calibrated %d/%d frames; %d skipped%s", len(out.calibrated), n_total,
-                    len(out.rejected), (": " + "; ".join(
-                        f"{Path(p).name}: {r}" for p, r in out.rejected.items()))
-                    if out.rejected else "")
-        md = [f"# Calibration: {len(out.calibrated)}/{n_total} frames calibrated", "",
-              f"- masters: {len(out.masters)} ({out.reused} products reused from earlier runs)"]
-        md += [f"- master **{k}** failed: {r}" for k, r in failed.items()]
-        md += [f"- frame `{Path(p).name}` skipped: {r}" for p, r in out.rejected.items()]
-        create_markdown_artifact("\n".join(md), key="calibration-summary")
-        if rows:
-            create_table_artifact(rows, key="calibration-frame-qc",
-                                  description="Per-frame QC of the calibrated frames")
-    return out
+            if res["status"] != "ok":                # the frame's own problem
+                self.out.rejected[e.path] = res["reason"]
+                continue
+            self.out.calibrated[e.path] = res["product"]
+            self.runner.finish(item, key, {**res, "path": res["product"]}, None, store=False)
+            self.rows.append({"frame": self.recs[e.path].relpath, "group": e.group_key or "",
+                              **{k: round(v, 4) for k, v in res["qc"].items()},
+                              "notes": "; ".join(res["notes"])})
+        self.out.reused = self.runner.counts.reused
+
+
+def _calibration_report(session: RunSession, run: _CalibrationRun) -> None:
+    """Rejected frames, alarms, log line and the Prefect artifacts of the stage."""
+    out, recs, db = run.out, run.recs, session.db
+    if out.rejected:
+        db.upsert_frames(session.run_id, [{"path": p, "status": "rejected",
+                                           "reason": f"calibration: {r}"}
+                                          for p, r in out.rejected.items()])
+    figures = [frame_figures(cal, recs[raw].relpath, str(recs[raw].filter or ""),
+                             str(recs[raw].group_key or "").rsplit("/", 1)[0],
+                             str(recs[raw].kind or "science"))
+               for raw, cal in sorted(out.calibrated.items())]
+    alarms = raise_alarms(session, night_calibration_alarms(figures, read_flags=read_flags))
+    run.runner.counts.extra["alarms"] = len(alarms)
+    n_total = len(run.plan.entries)
+    get_run_logger().info("calibrated %d/%d frames; %d skipped%s", len(out.calibrated), n_total,
+                          len(out.rejected), (": " + "; ".join(
+                              f"{Path(p).name}: {r}" for p, r in out.rejected.items()))
+                          if out.rejected else "")
+    for p, r in out.failed.items():
+        get_run_logger().error("calibration of %s failed: %s", Path(p).name, r)
+    md = [f"# Calibration: {len(out.calibrated)}/{n_total} frames calibrated", "",
+          f"- masters: {len(out.masters)} ({out.reused} products reused from earlier runs)"]
+    md += [f"- master **{k}** failed: {r}" for k, r in run.sched.reasons.items()]
+    md += [f"- frame `{Path(p).name}` skipped: {r}" for p, r in out.rejected.items()]
+    md += [f"- frame `{Path(p).name}` **failed**: {r}" for p, r in out.failed.items()]
+    create_markdown_artifact("\n".join(md), key="calibration-summary")
+    if run.rows:
+        create_table_artifact(run.rows, key="calibration-frame-qc",
+                              description="Per-frame QC of the calibrated frames")
+
+
+def calibrate_step(night: Any) -> CalibrationOutcome:
+    """The calibration in a walk of the stage table."""
+    return run_calibrate_stage(night.session, night.params, night.get("inventory"),
+                               night.get("plan"))
 
 
 @flow(name="tgp-calibrate", log_prints=True)
 def calibrate_flow(params: CalibrateParams, run_id: str | None = None) -> dict[str, Any]:
     """Inventory, plan and calibrate a night, recording everything."""
-    session = open_session(params.data, params.out, params.profile,
-                           params.model_dump(mode="json"), run_id=run_id)
-    with closing_failed_run(session):
-        inv = run_inventory_stage(session, params)
-        plan = run_plan_stage(session, params, inv)
-        outcome = run_calibrate_stage(session, params, inv, plan)
-    if run_id is None:
-        session.db.finish_run(session.run_id, "succeeded")
-    return {"run_id": session.run_id, "run_dir": str(session.run_dir),
-            "calibration": outcome.to_dict(), "db_url": session.db_url}
+    return run_stages(params, ["calibrate"], run_id).result
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: calibrate a night."""
-    ap = argparse.ArgumentParser(prog="python -m flows.calibrate", description=__doc__)
-    ap.add_argument("--data", required=True, help="raw night folder")
-    ap.add_argument("--out", default=default_out_root(), help="output root")
-    ap.add_argument("--profile", help="instrument profile name or TOML file")
-    ap.add_argument("--grouping", help="TOML file overriding the grouping")
-    ap.add_argument("--plan-rules", help="TOML file overriding the matching rules")
-    ap.add_argument("--no-cosmic-rays", action="store_true", help="skip cosmic-ray masking")
-    ap.add_argument("--runner", choices=["dask", "threads"], default="dask")
-    ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args(argv)
-    params = CalibrateParams(data=args.data, out=args.out, profile=args.profile,
-                             grouping=args.grouping, plan_rules=args.plan_rules,
-                             cosmic_rays=not args.no_cosmic_rays,
-                             runner=RunnerSettings(kind=args.runner, n_workers=args.workers))
-    result = calibrate_flow.with_options(task_runner=make_task_runner(params.runner))(params)
+    result = run_stage_cli(argv, module="calibrate", doc=__doc__, params_cls=CalibrateParams,
+                           flow_fn=calibrate_flow, runner="dask",
+                           options=("grouping", "plan_rules", "cosmic_rays"))
     cal = result["calibration"]
     print(f"run {result['run_id']}: {len(cal['calibrated'])} frames calibrated, "
           f"{len(cal['rejected'])} skipped, {len(cal['masters'])} masters")
     for path, reason in cal["rejected"].items():
         print(f"  skipped {path}: {reason}")
+    for path, reason in cal.get("failed", {}).items():
+        print(f"  FAILED {path}: {reason}")
     print(f"products: {result['run_dir']}")
     return 0
 

@@ -5,6 +5,8 @@
     tgp plan --data night/raw
     tgp run --data night/raw --out tgp-out
     tgp runs
+    tgp lineage tgp-out/<run>/mosaics/NGC2420_V.fits
+    tgp lineage tgp-out/<run>/masters/flat_V.fits --down
     tgp db upgrade
 """
 
@@ -31,7 +33,30 @@ def _cmd_runs(argv: list[str]) -> int:
         started = r.started_at.strftime("%Y-%m-%d %H:%M:%S") if r.started_at else "-"
         secs = (f"{(r.finished_at - r.started_at).total_seconds():8.1f}"
                 if r.finished_at and r.started_at else "       -")
-        print(f"{r.id:<24} {r.status:<10} {started:<20} {secs}  {r.data_dir}")
+        status = "abandoned" if db.is_abandoned(r) else r.status
+        print(f"{r.id:<24} {status:<10} {started:<20} {secs}  {r.data_dir}")
+    return 0
+
+
+def _cmd_lineage(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="tgp lineage",
+        description="What a product was made from (or, with --down, what was made from it).")
+    ap.add_argument("product", help="product file path, product id, key or file checksum")
+    ap.add_argument("--down", action="store_true",
+                    help="show the products made from it (what must be redone if it changes)")
+    ap.add_argument("--out", default=default_out_root(), help="output root holding the SQLite database")
+    args = ap.parse_args(argv)
+    from flows.session import run_database
+    from tgpcore.rundb.products import format_lineage
+
+    db, _url = run_database(args.out)
+    try:
+        tree = db.lineage_tree(args.product, down=args.down)
+    except KeyError as exc:
+        print(f"tgp lineage: {exc.args[0]}", file=sys.stderr)
+        return 1
+    print(format_lineage(tree))
     return 0
 
 
@@ -51,10 +76,10 @@ def _cmd_db(argv: list[str]) -> int:
 COMMANDS = {
     "simulate": ("flows.simulate", "simulate an observing night with full truth"),
     "inventory": ("flows.inventory", "classify the frames of a raw night"),
-    "plan": ("flows.plan", "print and store the calibration plan of a night"),
+    "plan": ("flows.commands.plan", "print and store the calibration plan of a night"),
     "run": ("flows.full_run", "run the pipeline on a night"),
-    "members": ("flows.membership", "membership from a Gaia-like table"),
-    "fit": ("flows.isochrone_fit", "fit age, distance, reddening, [M/H] to a catalogue"),
+    "members": ("flows.commands.members", "membership from a Gaia-like table"),
+    "fit": ("flows.commands.fit", "fit age, distance, reddening, [M/H] to a catalogue"),
     "report": ("flows.report", "rebuild the night report (report.html) of a run folder"),
 }
 
@@ -62,9 +87,10 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     """Dispatch ``tgp <command> …`` to the flow modules' own command lines."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = "usage: tgp {" + ",".join([*COMMANDS, "runs", "db"]) + "} [options]\n\n" + "\n".join(
+    usage = "usage: tgp {" + ",".join([*COMMANDS, "runs", "lineage", "db"]) + "} [options]\n\n" + "\n".join(
         [f"  {name:<10} {desc}" for name, (_, desc) in COMMANDS.items()]
         + ["  runs       list recent runs with status and timings",
+           "  lineage    what a product was made from (--down: what depends on it)",
            "  db         database maintenance (tgp db upgrade)"])
     if not argv or argv[0] in ("-h", "--help"):
         print(usage)
@@ -72,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd == "runs":
         return _cmd_runs(rest)
+    if cmd == "lineage":
+        return _cmd_lineage(rest)
     if cmd == "db":
         return _cmd_db(rest)
     if cmd not in COMMANDS:

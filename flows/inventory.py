@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
@@ -10,9 +9,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, Field
 
-from flows.runners import RunnerSettings, make_task_runner
-from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
+from flows.runner import stage_run
+from flows.runners import RunnerSettings
+from flows.session import RunSession
 from flows.settings import default_out_root
+from flows.stagecli import run_stage_cli
 from tasks.inventory import scan_night_task
 from tgpcore.inventory import KINDS, Inventory, format_inventory
 
@@ -56,13 +57,13 @@ def inventory_summary_markdown(inv: Inventory) -> str:
 def run_inventory_stage(session: RunSession, params: InventoryParams) -> Inventory:
     """The inventory stage inside an open run: scan, record, summarise."""
     logger = get_run_logger()
-    with recorded_stage(session, "inventory") as counters:
+    with stage_run(session, "inventory", "files") as counts:
         inventory = scan_night_task(params.data, params.profile, params.grouping)
         inv = record_inventory(session, inventory)
-        counts = inv.counts()
-        counters.update(counts)
+        counts.extra.update(inv.counts())
+        counts.total = counts.done = len(inv.records)
         logger.info("inventory: %d files; %s", len(inv.records),
-                    ", ".join(f"{v} {k}" for k, v in counts.items()))
+                    ", ".join(f"{v} {k}" for k, v in inv.counts().items()))
         for r in inv.rejected():
             logger.warning("rejected %s: %s", r.relpath, r.reason)
         for w in inv.warnings:
@@ -76,31 +77,26 @@ def run_inventory_stage(session: RunSession, params: InventoryParams) -> Invento
     return inv
 
 
+def inventory_step(night: Any) -> Inventory:
+    """The inventory in a walk of the stage table."""
+    return run_inventory_stage(night.session, night.params)
+
+
 @flow(name="tgp-inventory", log_prints=True)
 def inventory_flow(params: InventoryParams, run_id: str | None = None) -> dict[str, Any]:
     """Classify every file of a raw night and record the frames in the run database."""
-    session = open_session(params.data, params.out, params.profile,
-                           params.model_dump(mode="json"), run_id=run_id)
-    with closing_failed_run(session):
-        inv = run_inventory_stage(session, params)
-    if run_id is None:
-        session.db.finish_run(session.run_id, "succeeded")
-    return {"run_id": session.run_id, "counts": inv.counts(), "warnings": inv.warnings,
-            "inventory": inv.to_payload(), "db_url": session.db_url}
+    from flows.walk import run_stages
+
+    night = run_stages(params, ["inventory"], run_id)
+    inv = night.get("inventory")
+    return {**night.result, "counts": inv.counts(), "warnings": inv.warnings}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: classify a night and print the table."""
-    ap = argparse.ArgumentParser(prog="python -m flows.inventory", description=__doc__)
-    ap.add_argument("--data", required=True, help="raw night folder")
-    ap.add_argument("--out", default=default_out_root(), help="output root (default: %(default)s)")
-    ap.add_argument("--profile", help="instrument profile name or TOML file")
-    ap.add_argument("--grouping", help="TOML file overriding the grouping")
-    ap.add_argument("--runner", choices=["dask", "threads"], default="threads")
-    args = ap.parse_args(argv)
-    params = InventoryParams(data=args.data, out=args.out, profile=args.profile,
-                             grouping=args.grouping, runner=RunnerSettings(kind=args.runner))
-    result = inventory_flow.with_options(task_runner=make_task_runner(params.runner))(params)
+    result = run_stage_cli(argv, module="inventory", doc=__doc__, params_cls=InventoryParams,
+                           flow_fn=inventory_flow, runner="threads",
+                           options=("grouping",))
     print(format_inventory(Inventory.from_payload(result["inventory"])))
     print(f"run {result['run_id']} recorded in {result['db_url']}")
     return 0

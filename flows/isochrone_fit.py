@@ -21,7 +21,6 @@ Standalone use needs no run database; ``--record`` also records the run in the r
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -30,16 +29,28 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, Field
 
-from flows.runners import RunnerSettings, make_task_runner
-from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
+from flows.runner import Item, StageRunner, stage_run
+from flows.runners import RunnerSettings
+from flows.session import RunSession, closing_failed_run, open_session, raise_alarms
 from flows.settings import default_out_root
 from tasks.isochrone_fit import isochrone_fit_task
-from tgpcore import __version__
-from tgpcore.io.checksum import product_key
+from tgpcore.fitting.plan import GAIA, JOHNSON, fit_items, primary_system
+from tgpcore.io.checksum import sha256_file
 
 ISOCHRONE_FIT_PARAMS_VERSION = 1
 _NAMES = {"log_age": "log age (dex)", "dm": "(m-M)0 (mag)", "ebv": "E(B-V) (mag)",
           "mh": "[M/H] (dex)"}
+
+
+class FitOptions(BaseModel):
+    """The isochrone-fit stage's options in a full run."""
+
+    fit_walkers: int = Field(16, ge=4, description="Isochrone fit: emcee walkers")
+    fit_steps: int = Field(120, ge=20, description="Isochrone fit: emcee steps per walker")
+    fit_burn: int = Field(40, ge=0, description="Isochrone fit: burn-in steps discarded")
+    fit_max_steps: int = Field(1200, ge=0, description="Isochrone fit: cap of the chain "
+                                                       "(sampled to 50 autocorrelation times)")
+    fit_seed: int = Field(0, description="Isochrone fit: random seed")
 
 
 class IsochroneFitParams(BaseModel):
@@ -182,36 +193,157 @@ def run_isochrone_fit_stage(session: RunSession, catalog: str | Path, members: s
         parallax_prior_used, n_warnings), ``warnings`` (text), ``result`` (the fit.json
         content), ``product_key``.
     """
-    logger = get_run_logger()
     params = params or IsochroneFitParams(catalog=str(catalog), out=str(out_dir),
                                           members=str(members) if members else None)
-    with recorded_stage(session, "isochrone_fit") as counters:
-        out = isochrone_fit_task.submit(
+    with stage_run(session, "isochrone_fit", "fits") as counts:
+        done = StageRunner(session, counts).run([fit_item(catalog, members, out_dir, params)])
+        out = _fitted(next(iter(done.values())))
+        counts.message = fit_message(out)
+    return out
+
+
+def fit_item(catalog: str | Path, members: str | Path | None, out_dir: str | Path,
+             params: IsochroneFitParams, fit_id: str = "fit") -> Item:
+    """The runner's work item of one fit (keyed by its catalogue, members and settings)."""
+    params_rec = {**params.options(), **params.extras(), "system": params.system,
+                  "priors": params.prior_specs(), "parallax": params.parallax(),
+                  "version": ISOCHRONE_FIT_PARAMS_VERSION}
+    inputs = {"catalog": sha256_file(catalog),
+              "members": sha256_file(members) if members else None}
+    return Item(fit_id, "isochrone_fit", inputs, params_rec, submit=lambda: _Fit(
+        isochrone_fit_task.submit(
             str(catalog), str(out_dir), str(members) if members else None, params.system,
             params.prior_specs(), params.parallax(), params.isochrones, params.cache_dir,
-            params.options(), params.plots, params.extras()).result()
-        params_rec = {**params.options(), **params.extras(), "system": params.system,
-                      "priors": params.prior_specs(), "parallax": params.parallax(),
-                      "version": ISOCHRONE_FIT_PARAMS_VERSION}
-        pkey = product_key("isochrone_fit", out["inputs"], params_rec, __version__)
-        pid = session.db.record_product(session.run_id, "isochrone_fit", pkey, out["fit_h5"],
-                                        out["checksum"], out["inputs"], params_rec,
-                                        __version__)
-        session.db.add_qc(session.run_id, out["summary"], product_id=pid)
-        s = out["summary"]
-        counters.update({"n_stars": int(s["n_stars"]), "log_age": s["log_age"],
-                         "dm": s["dm"], "ebv": s["ebv"], "mh": s["mh"]})
-        counters["_message"] = (f"log age {s['log_age']:.3f}±{s['log_age_err']:.3f}, (m-M)0 "
-                                f"{s['dm']:.3f}±{s['dm_err']:.3f}, E(B-V) {s['ebv']:.3f}±"
-                                f"{s['ebv_err']:.3f}, [M/H] {s['mh']:+.3f}±{s['mh_err']:.3f}"
-                                " (total errors)"
-                                + (f"; {len(out['warnings'])} warning(s): "
-                                   + "; ".join(out["warnings"]) if out["warnings"] else ""))
-        logger.info("isochrone fit: %s", counters["_message"])
-        for w in out["warnings"]:
-            logger.warning("isochrone fit: %s", w)
-        _artifacts(out)
-    out["product_key"] = pkey
+            params.options(), params.plots, params.extras())))
+
+
+class _Fit:
+    """A fit's future whose result names its product (``path``: the fit's HDF5)."""
+
+    def __init__(self, fut: Any) -> None:
+        self.fut = fut
+
+    def result(self) -> dict[str, Any]:
+        out = dict(self.fut.result())
+        out["path"] = out["fit_h5"]
+        out["qc"] = out["summary"]
+        return out
+
+
+def _fitted(done: Any) -> dict[str, Any]:
+    """A fit's answer, reused or new; raises when the fit failed."""
+    if not done.ok:
+        raise RuntimeError(done.reason)
+    out = dict(done.result)
+    out["product_key"] = done.key
+    for w in out.get("warnings", []):
+        get_run_logger().warning("isochrone fit: %s", w)
+    get_run_logger().info("isochrone fit: %s", fit_message(out))
+    _artifacts(out)
+    return out
+
+
+def fit_message(out: dict[str, Any]) -> str:
+    """One line of a fit's parameters (total errors) and warnings."""
+    s = out["summary"]
+    return (f"log age {s['log_age']:.3f}±{s['log_age_err']:.3f}, (m-M)0 "
+            f"{s['dm']:.3f}±{s['dm_err']:.3f}, E(B-V) {s['ebv']:.3f}±"
+            f"{s['ebv_err']:.3f}, [M/H] {s['mh']:+.3f}±{s['mh_err']:.3f}"
+            " (total errors)"
+            + (f"; {len(out['warnings'])} warning(s): "
+               + "; ".join(out["warnings"]) if out.get("warnings") else ""))
+
+
+def isochrone_fit_step(night: Any) -> dict[str, Any]:
+    """Fit isochrones to every cluster of the run: our own photometry first, Gaia's as the
+    check (:func:`tgpcore.fitting.plan.fit_items` decides which). One cluster's failure never
+    stops the others; the two fits of a cluster are compared parameter by parameter."""
+    from flows.crossmatch import matched_path
+
+    membership = night.get("membership") or {}
+    clusters = sorted(set(membership) | set(night.get("crossmatch") or {}))
+    items = {}
+    for cluster in clusters:
+        m = membership.get(cluster) or {}
+        gaia = (night.get("catalogs") or {}).get(cluster, {}).get("path")
+        members = m.get("members") if m.get("status") == "ok" else None
+        found = fit_items(cluster, matched_path(night.result, cluster), members, gaia,
+                          night.session.run_dir / "fit")
+        if not found:
+            get_run_logger().info("isochrone fit: %s skipped (%s)", cluster,
+                                  m.get("message") or "no matched catalogue and no members")
+        items.update({f"{i.cluster}/{i.system}": i for i in found})
+    with stage_run(night.session, "isochrone_fit", "fits") as counts:
+        done = StageRunner(night.session, counts).run(
+            [fit_item(i.catalog, i.members, i.out_dir, _fit_params(night.params, i), fid)
+             for fid, i in items.items()])
+        fits = {c: _cluster_fits(night.session, c, {i.system: done[f] for f, i in items.items()
+                                                      if i.cluster == c})
+                for c in sorted({i.cluster for i in items.values()})}
+        if not fits:
+            counts.status_override = "failed"
+            counts.message = "isochrone fit: no cluster with members to fit"
+    return fits
+
+
+def _fit_params(params: Any, item: Any) -> IsochroneFitParams:
+    return IsochroneFitParams(catalog=item.catalog, members=item.members, out=str(item.out_dir),
+                              system=item.system, n_walkers=params.fit_walkers,
+                              n_steps=params.fit_steps, n_burn=params.fit_burn,
+                              max_steps=params.fit_max_steps, seed=params.fit_seed)
+
+
+def _cluster_fits(session: Any, cluster: str, done: dict[str, Any]) -> dict[str, Any]:
+    """A cluster's entry of the run's result: each fit, the primary one, their comparison."""
+    entry: dict[str, Any] = {"status": "failed", "fits": {}}
+    for system, d in done.items():
+        if not d.ok:
+            get_run_logger().error("isochrone fit of %s (%s) failed: %s", cluster, system,
+                                   d.reason)
+            entry["fits"][system] = {"status": "failed", "message": d.reason}
+            continue
+        entry["fits"][system] = {"status": "ok", **{k: d.result.get(k) for k in (
+            "fit_json", "fit_h5", "figures", "summary")},
+            "warnings": d.result.get("warnings", [])}
+    ok = {k: v for k, v in entry["fits"].items() if v["status"] == "ok"}
+    primary = primary_system(list(ok))
+    if primary is None:
+        entry["message"] = "; ".join(f"{k}: {v['message']}" for k, v in entry["fits"].items())
+        return entry
+    entry.update({"status": "ok", "photometry": primary, **{k: ok[primary][k] for k in
+                  ("fit_json", "fit_h5", "figures", "summary", "warnings")}})
+    if primary == GAIA:
+        entry["note"] = ("fitted to the members' Gaia photometry: the night's own "
+                         "photometry was not available (see the crossmatch stage)")
+    if len(ok) == 2:
+        entry["comparison"] = _compare(ok[JOHNSON]["fit_json"], ok[GAIA]["fit_json"])
+        raise_alarms(session, _comparison_alarms(cluster, entry["comparison"]))
+    return entry
+
+
+def _compare(johnson_json: str, gaia_json: str) -> dict[str, Any]:
+    """The Johnson and Gaia fits compared parameter by parameter."""
+    import json
+
+    from tgpcore.fitting.compare import compare_fits
+
+    a = json.loads(Path(johnson_json).read_text())
+    b = json.loads(Path(gaia_json).read_text())
+    return compare_fits(a, b, labels=("our U, B, V", "Gaia G, BP, RP"))
+
+
+def _comparison_alarms(cluster: str, comparison: dict[str, Any]) -> list[Any]:
+    """An alarm for each parameter on which our fit and Gaia's disagree."""
+    from tgpcore.qc import Alarm
+
+    out = []
+    for name, c in comparison.get("parameters", {}).items():
+        if c.get("alarm"):
+            out.append(Alarm(
+                "fit_disagreement", "isochrone_fit", f"{cluster} {name}", float(c["ratio"]),
+                float(comparison.get("threshold", 2.0)),
+                f"{name}: our U, B, V give {c['a']:.3f} ± {c['err_a']:.3f}, Gaia gives "
+                f"{c['b']:.3f} ± {c['err_b']:.3f} ({c['ratio']:.1f} combined sigma apart)"))
     return out
 
 
@@ -237,108 +369,11 @@ def isochrone_fit_flow(params: IsochroneFitParams) -> dict[str, Any]:
     return out
 
 
-def _parse_fix(items: list[str]) -> dict[str, float]:
-    from tgpcore.fitting.priors import canonical_name
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--fix {item!r}: expected name=value, e.g. mh=0.0")
-        k, v = item.split("=", 1)
-        out[canonical_name(k)] = float(v)
-    return out
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Command-line options of ``tgp fit``."""
-    ap = argparse.ArgumentParser(prog="tgp fit", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--catalog", required=True, help="photometric table (CSV, ECSV, FITS, VOT)")
-    ap.add_argument("--members", help="membership table (members.ecsv of tgp members)")
-    ap.add_argument("--system", choices=["auto", "johnson", "gaia"], default="auto")
-    ap.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
-                    help="fix a parameter (log_age, mh, dm, ebv, f_bin); repeatable")
-    ap.add_argument("--prior", action="append", default=[], metavar="SPEC",
-                    help="prior: NAME=MU+-SIGMA (Gaussian) or NAME=LO:HI (bounds); repeatable")
-    ap.add_argument("--parallax", metavar="PLX+-ERR",
-                    help="cluster parallax in mas for a distance-modulus prior, e.g. 1.15+-0.02")
-    ap.add_argument("--isochrones", help="CMD 3.x file or folder, or an HDF5 library "
-                                         "(default: the packaged PARSEC grid)")
-    ap.add_argument("--cache-dir", help="isochrone HDF5 cache folder")
-    ap.add_argument("--p-min", type=float, default=0.02,
-                    help="leave out stars with membership below this (default %(default)s)")
-    ap.add_argument("--mag-max", type=float,
-                    help="leave out stars fainter than this in V (or G without V)")
-    ap.add_argument("--no-parallax-prior", action="store_true",
-                    help="no distance-modulus prior from the members' parallaxes")
-    ap.add_argument("--zero-point", action="append", default=[], metavar="BAND=SIGMA",
-                    help="zero-point 1-sigma of a band in mag (default: the catalogue's "
-                         "calibration; Gaia 0.01); repeatable")
-    ap.add_argument("--match-radius", type=float, default=1.0,
-                    help="radius (arcsec) of the positional join of --members (default 1)")
-    ap.add_argument("--no-systematics", action="store_true",
-                    help="skip the systematic error budget")
-    ap.add_argument("--walkers", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=180,
-                    help="least chain length, burn-in included (default %(default)s)")
-    ap.add_argument("--max-steps", type=int, default=1200,
-                    help="cap of the chain, which otherwise runs to 50 autocorrelation times "
-                         "(default %(default)s)")
-    ap.add_argument("--burn", type=int, default=60)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-plots", action="store_true")
-    ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--record", action="store_true",
-                    help="also record the run in the run database of --out-root")
-    ap.add_argument("--out-root", default=default_out_root(), help="run-database root")
-    return ap
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Command line: fit one cluster catalogue."""
-    args = build_parser().parse_args(argv)
-    try:
-        fix = _parse_fix(args.fix)
-        plx = None
-        if args.parallax:
-            a, b = args.parallax.replace("±", "+-").split("+-")
-            plx = (float(a), float(b))
-        zps = {}
-        for item in args.zero_point:
-            if "=" not in item:
-                raise ValueError(f"--zero-point {item!r}: expected BAND=SIGMA, e.g. V=0.02")
-            b, v = item.split("=", 1)
-            zps[b.strip()] = float(v)
-        params = IsochroneFitParams(
-            catalog=args.catalog, members=args.members, out=args.out, system=args.system,
-            fix=fix, priors=args.prior, parallax_mas=plx[0] if plx else None,
-            parallax_error_mas=plx[1] if plx else None, isochrones=args.isochrones,
-            cache_dir=args.cache_dir, p_min=args.p_min, mag_max=args.mag_max,
-            n_walkers=args.walkers, n_steps=args.steps, n_burn=args.burn,
-            max_steps=args.max_steps, seed=args.seed, plots=not args.no_plots,
-            record=args.record, out_root=args.out_root,
-            parallax_prior="off" if args.no_parallax_prior else "auto",
-            systematics=not args.no_systematics, zero_points=zps,
-            match_radius_arcsec=args.match_radius)
-        out = isochrone_fit_flow.with_options(
-            task_runner=make_task_runner(params.runner))(params)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    r = out["result"]
-    print(f"  {'':<16} {'value':>9}  {'stat':>7} {'sys':>7} {'total':>7}")
-    for k, label in _NAMES.items():
-        p = r[k]
-        print(f"  {label:<16} {p['p50']:9.4f}  {p.get('err_stat', 0):7.4f} "
-              f"{p.get('err_sys', 0):7.4f} {p.get('err_total', 0):7.4f}"
-              f"{'  (fixed)' if p['fixed'] else ''}")
-    plx = r.get("parallax_prior", {})
-    print("  parallax prior: " + (f"{plx['parallax_mas']:.4f} ± {plx['error_mas']:.4f} mas"
-                                  if plx.get("used") else f"not used ({plx.get('reason')})"))
-    for w in out.get("warnings", []):
-        print(f"  WARNING: {w}")
-    print(f"products: {out['fit_json']}, {out['fit_h5']}")
-    return 0
+    """Command line: ``tgp fit`` (:mod:`flows.commands.fit`)."""
+    from flows.commands.fit import main as fit_main
+
+    return fit_main(argv)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ calls :func:`run_membership_stage` inside its own session.
 
 from __future__ import annotations
 
-import argparse
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,14 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, Field
 
-from flows.runners import RunnerSettings, make_task_runner
-from flows.session import RunSession, closing_failed_run, open_session, recorded_stage
+from flows.runner import Deferred, Item, Mapped, StageRunner, stage_run
+from flows.runners import RunnerSettings
+from flows.session import RunSession, closing_failed_run, open_session
 from flows.settings import default_out_root
 from tasks.catalogs import gaia_cone_task
 from tasks.membership import membership_task
-from tgpcore import __version__
 from tgpcore.catalogs.cache import DirectoryCache
-from tgpcore.io.checksum import product_key, sha256_file
+from tgpcore.io.checksum import sha256_file
 
 MEMBERSHIP_PARAMS_VERSION = 1
 
@@ -148,34 +148,53 @@ def run_membership_stage(session: RunSession, catalog: str | Path,
         ``status``, ``message``, ``members`` and ``summary_path`` (paths), ``figures``,
         ``summary`` (the membership.json content), ``product_key``.
     """
-    logger = get_run_logger()
     params = params or MembershipParams(out=str(out_dir))
+    with stage_run(session, "membership", "clusters") as counts:
+        done = StageRunner(session, counts).run(
+            [membership_item(catalog, centre, out_dir, radius_deg, params)])
+        out = membership_outcome(next(iter(done.values())))
+        counts.message = out["message"]
+    return out
+
+
+def membership_item(catalog: str | Path, centre: tuple[float, float] | None,
+                    out_dir: str | Path, radius_deg: float | None, params: MembershipParams,
+                    item_id: str = "members") -> Item:
+    """The runner's item of one cluster's membership (keyed by its catalogue and cone)."""
     options = params.options()
     inputs = {"catalog": sha256_file(catalog), "centre": list(centre) if centre else None,
               "radius_deg": radius_deg}
-    params_rec = {**options, "version": MEMBERSHIP_PARAMS_VERSION}
-    with recorded_stage(session, "membership") as counters:
-        out = membership_task.submit(str(catalog), str(out_dir), centre, radius_deg, options,
-                                     params.plots).result()
-        pkey = product_key("members", inputs, params_rec, __version__)
-        pid = session.db.record_product(session.run_id, "members", pkey, out["members"],
-                                        out["checksum"], inputs, params_rec, __version__)
-        s = out["summary"]
-        qc = {"members_p50": s["counts"]["n_members_p50"],
-              "members_p90": s["counts"]["n_members_p90"]}
-        if s.get("centroid"):
-            qc.update({k: s["centroid"][k] for k in
-                       ("pmra_masyr", "pmdec_masyr", "parallax_mas", "pmra_err_masyr",
-                        "pmdec_err_masyr", "parallax_err_mas")})
-        if s.get("king"):
-            qc.update({"king_rc_arcmin": s["king"]["rc_arcmin"],
-                       "king_rc_err_arcmin": s["king"]["rc_err_arcmin"]})
-        session.db.add_qc(session.run_id, qc, product_id=pid)
-        counters.update({"status": out["status"], **s["counts"]})
-        counters["_message"] = out["message"]
-        logger.info("membership: %s", out["message"])
-        _artifacts(out)
-    out["product_key"] = pkey
+    return Item(item_id, "members", inputs, {**options, "version": MEMBERSHIP_PARAMS_VERSION},
+                submit=lambda: Mapped(membership_task.submit(
+                    str(catalog), str(out_dir), centre, radius_deg, options, params.plots),
+                    _as_product))
+
+
+def _as_product(out: dict[str, Any]) -> dict[str, Any]:
+    """A membership answer as the runner's product: ``path`` the members file, the science's
+    status ('ok', 'no_cluster') kept apart from the product's, and the QC figures."""
+    s = out["summary"]
+    qc = {"members_p50": s["counts"]["n_members_p50"],
+          "members_p90": s["counts"]["n_members_p90"]}
+    if s.get("centroid"):
+        qc.update({k: s["centroid"][k] for k in
+                   ("pmra_masyr", "pmdec_masyr", "parallax_mas", "pmra_err_masyr",
+                    "pmdec_err_masyr", "parallax_err_mas")})
+    if s.get("king"):
+        qc.update({"king_rc_arcmin": s["king"]["rc_arcmin"],
+                   "king_rc_err_arcmin": s["king"]["rc_err_arcmin"]})
+    return {**out, "path": out["members"], "membership_status": out["status"], "status": "ok",
+            "qc": qc}
+
+
+def membership_outcome(done: Any) -> dict[str, Any]:
+    """One cluster's membership answer, reused or new (raises when it failed)."""
+    if not done.ok:
+        raise RuntimeError(done.reason)
+    out = {**done.result, "status": done.result["membership_status"],
+           "product_key": done.key}
+    get_run_logger().info("membership: %s", out["message"])
+    _artifacts(out)
     return out
 
 
@@ -188,35 +207,59 @@ def run_published_membership_stage(session: RunSession, spec: str, clusters: lis
     ``membership/<cluster>/members.ecsv`` and ``membership.json``, as the mixture's would.
     A cluster whose list cannot be had is reported failed; the others go on.
     """
+    with stage_run(session, "membership", "clusters") as counts:
+        listed = sha256_file(spec) if Path(spec).is_file() else None
+        items = [Item(cluster, "members", {"spec": spec, "list": listed, "cluster": cluster},
+                      {"published": True, "version": MEMBERSHIP_PARAMS_VERSION},
+                      submit=partial(Deferred, partial(_published, session, spec, cluster)))
+                 for cluster in clusters]
+        out = {}
+        for cluster, d in StageRunner(session, counts).run(items).items():
+            if d.ok:
+                out[cluster] = {**d.result, "status": d.result["membership_status"]}
+                get_run_logger().info("membership of %s: %s", cluster, d.result["message"])
+            else:
+                get_run_logger().error("membership of %s from %s failed: %s", cluster, spec,
+                                       d.reason)
+                out[cluster] = {"status": "failed", "message": d.reason, "members": None,
+                                "summary_path": None, "figures": {}}
+        counts.extra["source"] = spec
+    return out
+
+
+def _published(session: RunSession, spec: str, cluster: str) -> dict[str, Any]:
+    """A cluster's published member list as the membership stage's products."""
     from tgpcore.catalogs.members import member_list
     from tgpcore.membership.published import published_membership
     from tgpcore.settings import offline
 
-    logger = get_run_logger()
-    out: dict[str, dict[str, Any]] = {}
-    with recorded_stage(session, "membership") as counters:
-        for cluster in clusters:
-            try:
-                table = member_list(spec, cluster, cache=session.db,
-                                    cache_mode="offline" if offline() else "prefer")
-                res = published_membership(table, session.run_dir / "membership" / cluster)
-            except Exception as exc:  # noqa: BLE001 - one cluster's list never stops the night
-                out[cluster] = {"status": "failed", "message": f"{type(exc).__name__}: {exc}",
-                                "members": None, "summary_path": None, "figures": {}}
-                logger.error("membership of %s from %s failed: %s", cluster, spec, exc)
-                continue
-            inputs = {"list": res["checksum"], "spec": spec}
-            pkey = product_key("members", inputs, {"published": True}, __version__)
-            session.db.record_product(session.run_id, "members", pkey, res["members"],
-                                      res["checksum"], inputs, {"published": spec},
-                                      __version__)
-            logger.info("membership of %s: %s", cluster, res["message"])
-            out[cluster] = res
-        ok = [c for c, v in out.items() if v["status"] == "ok"]
-        counters.update({"clusters": len(ok), "failed": len(out) - len(ok), "source": spec})
-        if clusters and not ok:
-            raise RuntimeError("; ".join(f"{c}: {v['message']}" for c, v in out.items()))
-    return out
+    table = member_list(spec, cluster, cache=session.db,
+                        cache_mode="offline" if offline() else "prefer")
+    res = published_membership(table, session.run_dir / "membership" / cluster)
+    return {**res, "path": res["members"], "membership_status": res["status"], "status": "ok"}
+
+
+def membership_step(night: Any) -> dict[str, dict[str, Any]]:
+    """Membership in a walk of the stage table: the published list when one was given, else
+    the mixture on each cluster's Gaia table (one runner item per cluster)."""
+    session, catalogs = night.session, night.get("catalogs")
+    members = getattr(night.params, "members", None)
+    if members:
+        found = run_published_membership_stage(session, members, sorted(catalogs))
+    else:
+        with stage_run(session, "membership", "clusters") as counts:
+            items = [membership_item(
+                cat["path"], (cat["footprint"]["ra_deg"], cat["footprint"]["dec_deg"]),
+                session.run_dir / "membership" / cluster, cat["footprint"]["radius_deg"],
+                MembershipParams(out=str(session.run_dir / "membership" / cluster)), cluster)
+                for cluster, cat in catalogs.items()]
+            found = {}
+            for cluster, d in StageRunner(session, counts).run(items).items():
+                found[cluster] = (membership_outcome(d) if d.ok else
+                                  {"status": "failed", "message": d.reason})
+    return {cluster: {k: out.get(k) for k in ("status", "message", "members", "summary_path",
+                                               "figures")}
+            for cluster, out in found.items()}
 
 
 @flow(name="tgp-membership", log_prints=True)
@@ -240,68 +283,11 @@ def membership_flow(params: MembershipParams) -> dict[str, Any]:
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Command-line options of ``tgp members``."""
-    ap = argparse.ArgumentParser(prog="tgp members", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--catalog", "--gaia-file", dest="catalog",
-                     help="Gaia-like table (CSV, VOTable, ECSV, FITS)")
-    src.add_argument("--gaia", action="store_true",
-                     help="query the Gaia archive for the cone (needs --ra --dec --radius)")
-    ap.add_argument("--ra", type=float, help="cone centre RA (deg)")
-    ap.add_argument("--dec", type=float, help="cone centre Dec (deg)")
-    ap.add_argument("--radius", type=float, help="cone radius (deg)")
-    ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--release", default="dr3", choices=["dr3", "dr2"])
-    ap.add_argument("--cache-dir", help="Gaia answer cache (default <out>/gaia-cache)")
-    ap.add_argument("--offline", action="store_true", help="--gaia from the cache only")
-    ap.add_argument("--ruwe-max", type=float, default=1.4)
-    ap.add_argument("--parallax-over-error-min", type=float, default=1.0)
-    ap.add_argument("--g-max", type=float)
-    ap.add_argument("--n-boot", type=int, default=100)
-    ap.add_argument("--no-position", action="store_true", help="astrometry only in the mixture")
-    ap.add_argument("--no-plots", action="store_true")
-    ap.add_argument("--record", action="store_true",
-                    help="also record the run in the run database of --out-root")
-    ap.add_argument("--out-root", default=default_out_root(), help="run-database root")
-    return ap
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Command line: membership of a Gaia-like table."""
-    args = build_parser().parse_args(argv)
-    if (args.ra is None) != (args.dec is None):
-        print("error: give both --ra and --dec, or neither", file=sys.stderr)
-        return 2
-    params = MembershipParams(
-        catalog=args.catalog, gaia=args.gaia, release=args.release, ra=args.ra, dec=args.dec,
-        radius=args.radius, out=args.out, cache_dir=args.cache_dir,
-        cache_mode="offline" if args.offline else "prefer", ruwe_max=args.ruwe_max,
-        parallax_over_error_min=args.parallax_over_error_min, g_max=args.g_max,
-        n_boot=args.n_boot, use_position=not args.no_position, plots=not args.no_plots,
-        record=args.record, out_root=args.out_root)
-    try:
-        out = membership_flow.with_options(
-            task_runner=make_task_runner(params.runner))(params)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(out["message"])
-    s = out["summary"]
-    if s.get("centroid"):
-        c = s["centroid"]
-        print(f"  centroid: pmra {c['pmra_masyr']:.3f} ± {c['pmra_err_masyr']:.3f}, pmdec "
-              f"{c['pmdec_masyr']:.3f} ± {c['pmdec_err_masyr']:.3f} mas/yr, parallax "
-              f"{c['parallax_mas']:.4f} ± {c['parallax_err_mas']:.4f} mas")
-    if s.get("king"):
-        k = s["king"]
-        print(f"  King: rc {k['rc_arcmin']:.2f} ± {k['rc_err_arcmin']:.2f}', rt "
-              f"{k['rt_arcmin']:.1f} ± {k['rt_err_arcmin']:.1f}'"
-              + (" (beyond the cone)" if k["rt_beyond_cone"] else "")
-              + f", r50 {k['r50_members_arcmin']:.2f} ± {k['r50_members_err_arcmin']:.2f}'")
-    print(f"products: {out['members']}, {out['summary_path']}")
-    return 0 if out["status"] in ("ok", "no_cluster") else 1
+    """Command line: ``tgp members`` (:mod:`flows.commands.members`)."""
+    from flows.commands.members import main as members_main
+
+    return members_main(argv)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,16 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
+from prefect.states import Failed, State
 from pydantic import BaseModel, Field
 
 from flows.full_run import FullRunParams, full_run_flow
-from flows.guard import check_inside, configured_out_root
+from flows.guard import check_inside, configured_out_root, confine_parameters
+from flows.runner import error_text
 from flows.runners import RunnerSettings, make_task_runner, shared_cluster
 from flows.session import run_database
 from flows.settings import default_out_root
+from tgpcore.qc.failures import night_outcome
 from tgpcore.rundb.nights import Claim, claim_night, find_nights, finish_night
 
 ENV_INBOX = "TGP_INBOX"
@@ -89,10 +92,18 @@ def _failed_run_id(db: Any, data: Path) -> str | None:
 
 
 @flow(name="tgp-nightly", log_prints=True)
-def nightly_flow(params: NightlyParams | None = None) -> dict[str, Any]:
-    """Process every night of the inbox that is not done yet, one after the other."""
+def nightly_flow(params: NightlyParams | None = None, fail_when_a_night_fails: bool = True
+                 ) -> dict[str, Any] | State:
+    """Process every night of the inbox that is not done yet, one after the other.
+
+    A night whose run succeeded, or was partial for the data's reasons, is done; one that
+    failed, or was partial because of the environment (disk, network, database), is failed and
+    tried again by a later run, up to ``max_attempts``. The flow ends Failed (not green in the
+    UI) when a night failed, with each night's reason in the message.
+    """
     params = params or NightlyParams()
     logger = get_run_logger()
+    confine_parameters(params)
     out = check_inside(params.out, configured_out_root())
     db, url = run_database(out)
     nights = find_nights(params.inbox, params.raw_subdir, params.min_age_minutes * 60.0)
@@ -113,6 +124,7 @@ def nightly_flow(params: NightlyParams | None = None) -> dict[str, Any]:
                 skipped.append(str(night.path))
                 continue
             logger.info("night %s: processing (attempt %d)", night.path.name, claim.attempt)
+            confine_parameters(params, relative_to=night.path)
             run_params = FullRunParams(data=str(night.data), out=str(out),
                                        gaia_file=_gaia_file(night.path, params.gaia_file),
                                        to_stage=params.to_stage, runner=params.runner)
@@ -120,19 +132,20 @@ def nightly_flow(params: NightlyParams | None = None) -> dict[str, Any]:
                 result = full_run_flow.with_options(
                     task_runner=runner, flow_run_name=f"night-{night.path.name}")(run_params)
             except Exception as exc:  # noqa: BLE001 - one night's failure is recorded, not fatal
-                message = f"{type(exc).__name__}: {exc}"
+                message = error_text(exc)
                 run_id = _failed_run_id(db, night.data)
                 finish_night(db, claim, "failed", run_id=run_id, message=message)
                 processed[str(night.path)] = {"status": "failed", "run_id": run_id,
                                               "message": message}
                 logger.error("night %s failed: %s", night.path.name, message)
                 continue
-            note = "; ".join(f"{k}: {v}" for k, v in result["failed"].items()) or None
-            finish_night(db, claim, "done", run_id=result["run_id"], message=note)
-            processed[str(night.path)] = {"status": "done", "run_id": result["run_id"],
+            outcome, note = night_outcome(result["status"], result.get("failed") or {})
+            finish_night(db, claim, outcome, run_id=result["run_id"], message=note)
+            processed[str(night.path)] = {"status": outcome, "run_id": result["run_id"],
                                           "run_status": result["status"], "message": note}
-            logger.info("night %s: done (run %s, %s)", night.path.name, result["run_id"],
-                        result["status"])
+            (logger.info if outcome == "done" else logger.error)(
+                "night %s: %s after attempt %d (run %s, %s)%s", night.path.name, outcome,
+                claim.attempt, result["run_id"], result["status"], f": {note}" if note else "")
     rows = [{"night": Path(p).name, "status": v["status"], "run": v["run_id"] or "",
              "message": v.get("message") or ""} for p, v in processed.items()]
     rows += [{"night": Path(p).name, "status": "skipped (done, running or given up)",
@@ -142,8 +155,12 @@ def nightly_flow(params: NightlyParams | None = None) -> dict[str, Any]:
     failed = [p for p, v in processed.items() if v["status"] == "failed"]
     logger.info("nightly: %d processed (%d failed), %d skipped", len(processed), len(failed),
                 len(skipped))
-    return {"inbox": str(Path(params.inbox).resolve()), "db_url": url, "processed": processed,
-            "skipped": skipped}
+    summary = {"inbox": str(Path(params.inbox).resolve()), "db_url": url,
+               "processed": processed, "skipped": skipped}
+    if failed and fail_when_a_night_fails:
+        return Failed(message=f"{len(failed)} of {len(processed)} night(s) failed: " + "; ".join(
+            f"{Path(p).name}: {processed[p]['message']}" for p in failed), data=summary)
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,11 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     # On the command line the user configures the output root; deployments keep theirs.
     os.environ["TGP_OUT_ROOT"] = str(Path(args.out).resolve())
+    os.environ.setdefault("TGP_DATA_ROOT", str(Path(args.inbox).resolve()))
     params = NightlyParams(inbox=args.inbox, out=args.out, gaia_file=args.gaia_file,
                            min_age_minutes=args.min_age_minutes, to_stage=args.to_stage,
                            runner=RunnerSettings(kind=args.runner, dask_address=args.dask_address,
                                                  n_workers=args.workers))
-    result = nightly_flow(params)
+    result = nightly_flow(params, fail_when_a_night_fails=False)
     for path, v in result["processed"].items():
         print(f"{path}: {v['status']} (run {v['run_id']}){': ' + v['message'] if v['message'] else ''}")
     for path in result["skipped"]:

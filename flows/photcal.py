@@ -16,40 +16,51 @@ ECSV; QC figures show the residuals against airmass and colour.
 
 from __future__ import annotations
 
-import argparse
-import math
+import json
 import sys
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from astropy.table import Table
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from flows.photometry import PhotometryParams, run_stages_to_photometry
-from flows.runners import RunnerSettings, make_task_runner
+from flows.calibrate import CalibrateOptions
+from flows.inventory import InventoryParams
+from flows.photometry import PhotometryOptions
+from flows.plan import PlanOptions
+from flows.register import RegisterOptions
+from flows.runner import Deferred, Item, StageRunner, collect, error_text, stage_run
 from flows.session import (
     RunSession,
-    closing_failed_run,
-    open_session,
     raise_alarms,
-    recorded_stage,
 )
-from flows.settings import default_out_root
+from flows.stagecli import run_stage_cli
+from flows.walk import run_stages
 from tasks.photcal import calibrate_task, fit_filter_task, reference_task, standards_task
 from tgpcore import __version__
+from tgpcore.io.atomic import atomic_path
 from tgpcore.io.checksum import product_key, sha256_file
 from tgpcore.photcal.fit import CalibrationSolution
+from tgpcore.photcal.plan import (
+    StandardFrame,
+    bands_by_solution,
+    expected_fits,
+    fit_groups,
+    reference_bands,
+    standard_frames,
+)
 from tgpcore.plots.photcal import residuals_figure
 from tgpcore.qc import photcal_alarms
 
 PHOTCAL_PARAMS_VERSION = 2  # 2: standards through the program stars' apertures; GLS fit
 
 
-class PhotcalParams(PhotometryParams):
-    """Parameters of the photometric calibration (plus those of the stages before it)."""
+class PhotcalOptions(BaseModel):
+    """The photometric calibration's own options."""
 
     standards_catalog: str | None = Field(
         None, description="Standard stars: Landolt .dat file or a table with ra, dec, V, B_V, "
@@ -66,6 +77,12 @@ class PhotcalParams(PhotometryParams):
     reference_bands: list[str] = Field(["B", "V"], description="Bands the reference calibrates")
 
 
+class PhotcalParams(InventoryParams, PlanOptions, CalibrateOptions, RegisterOptions,
+                    PhotometryOptions, PhotcalOptions):
+    """Parameters of the photcal flow: the options of the stages it runs."""
+
+
+
 @dataclass
 class PhotcalOutcome:
     """Calibration solutions (``night/filter`` -> solution), failures and catalogues."""
@@ -80,13 +97,6 @@ class PhotcalOutcome:
     def to_dict(self) -> dict[str, Any]:
         """Plain data."""
         return asdict(self)
-
-
-def night_of(mjd: float | None) -> str:
-    """Label of the observing night of an MJD (the MJD at the previous noon UT)."""
-    if mjd is None or not math.isfinite(float(mjd)):
-        return "night"
-    return f"MJD{int(math.floor(float(mjd) - 0.5))}"
 
 
 def _frame_wcs_paths(sol: Any) -> dict[str, str]:
@@ -134,206 +144,251 @@ def run_photcal_stage(session: RunSession, params: PhotcalParams, photometry: An
         ``hdf5``, ``hdf5_key``, ``n_calibrated`` per band), ``standards`` (per frame) and
         ``plots``.
     """
-    logger = get_run_logger()
-    db, run_id = session.db, session.run_id
-    out = PhotcalOutcome()
-    calibrated = dict(calibration["calibrated"] if isinstance(calibration, dict)
-                      else calibration.calibrated)
     clusters = dict(photometry.clusters if hasattr(photometry, "clusters")
                     else photometry.get("clusters", {}))
+    calibrated = dict(calibration["calibrated"] if isinstance(calibration, dict)
+                      else calibration.calibrated)
+    recs = _records(records)
+    frames = standard_frames(recs, calibrated) if params.standards_catalog else []
     wcs_paths = _frame_wcs_paths(sol)
-    plot_dir = session.run_dir / "plots"
-    cat_dir = session.run_dir / "catalogs"
-    h5 = str(session.run_dir / "tgp.h5")
-    cfg = params.photometry_config()
-    cfg["psf"] = "off"
-    with recorded_stage(session, "photcal") as counters:
-        # 1. standard stars, one task per frame
-        futs = {}
-        if params.standards_catalog:
-            for r in _records(records):
-                if r.get("kind") != "standard" or r.get("status") != "accepted":
-                    continue
-                cal_path = calibrated.get(r["path"])
-                if cal_path is None:
-                    continue
-                stem = Path(r["path"]).name.split(".")[0]
-                futs[r["path"]] = standards_task.submit(
-                    cal_path, params.standards_catalog, wcs_paths.get(stem), r.get("airmass"),
-                    r.get("filter"), cfg, params.standards_radius_arcsec, night_of(r.get("mjd")))
+    with stage_run(session, "photcal", "catalogues") as counts:
+        item = Item("photcal", "photcal_outcome",
+                    _photcal_inputs(params, clusters, frames, wcs_paths), _params_rec(params),
+                    submit=partial(Deferred, partial(_calibrate_night, session, params, clusters,
+                                                     photometry, frames, wcs_paths, recs)))
+        done = StageRunner(session, counts).run([item])["photcal"]
+        if not done.ok:
+            raise RuntimeError(done.reason)
+        out = PhotcalOutcome(**{k: done.result[k] for k in PhotcalOutcome.__dataclass_fields__})
+        counts.total, counts.done = len(clusters), len(out.catalogues)
+        counts.failed, counts.reused = len(out.failed), len(out.catalogues) * done.reused
+        counts.extra.update({"solutions": len(out.solutions), "standard_frames": len(frames)})
+        _photcal_report(out)
+    return out
+
+
+def _photcal_inputs(params: PhotcalParams, clusters: dict[str, Any],
+                    frames: list[StandardFrame], wcs_paths: dict[str, str]) -> dict[str, Any]:
+    """What the night's calibration is made from (its key): catalogues, standard frames and
+    their WCS, the standards and the reference catalogue."""
+    def digest(path: str | None) -> str | None:
+        return sha256_file(path) if path and Path(path).is_file() else None
+
+    return {"catalogs": {c: r.get("checksum") or digest(r["path"]) for c, r in clusters.items()},
+            "frames": sorted(digest(f.calibrated) for f in frames),
+            "wcs": sorted(filter(None, (digest(wcs_paths.get(Path(f.raw).name.split(".")[0]))
+                                        for f in frames))),
+            "standards": digest(params.standards_catalog),
+            "reference": digest(params.photometric_reference)}
+
+
+def _params_rec(params: PhotcalParams) -> dict[str, Any]:
+    return {**params.photometry_config(), "psf": "off", "min_standards": params.min_standards,
+            "min_airmass_range": params.min_airmass_range,
+            "standards_radius_arcsec": params.standards_radius_arcsec,
+            "transformation": params.transformation, "reference_bands": params.reference_bands,
+            "version": PHOTCAL_PARAMS_VERSION}
+
+
+def _calibrate_night(session: RunSession, params: PhotcalParams, clusters: dict[str, Any],
+                     photometry: Any, frames: list[StandardFrame], wcs_paths: dict[str, str],
+                     recs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The night's calibration: standards, fits per night and filter, each cluster's
+    catalogue calibrated; the outcome is written as ``photcal/outcome.json`` (the product)."""
+    pc = _Photcal(session, params)
+    rows = pc.measure_standards(frames, wcs_paths)
+    pc.fit_standards(rows, expected_fits(recs) if params.standards_catalog else [])
+    night_sols = bands_by_solution(pc.out.solutions)
+    for cluster, cres in sorted(clusters.items()):
+        pc.calibrate_cluster(cluster, cres, night_sols)
+    pc.alarms(clusters, photometry, night_sols)
+    path = session.run_dir / "photcal" / "outcome.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(pc.out.to_dict(), indent=1, default=str))
+    return {**pc.out.to_dict(), "path": str(path), "checksum": sha256_file(path)}
+
+
+class _Photcal:
+    """The photometric calibration's work: standards, fits, the catalogues calibrated."""
+
+    def __init__(self, session: RunSession, params: PhotcalParams) -> None:
+        self.session, self.params = session, params
+        self.out = PhotcalOutcome()
+        self.plot_dir = session.run_dir / "plots"
+
+    def measure_standards(self, frames: list[StandardFrame], wcs_paths: dict[str, str]
+                          ) -> list[dict[str, Any]]:
+        """Measure the standards of every standard-field frame (one task each)."""
+        cfg = {**self.params.photometry_config(), "psf": "off"}
+        futs = {f.raw: standards_task.submit(
+            f.calibrated, self.params.standards_catalog,
+            wcs_paths.get(Path(f.raw).name.split(".")[0]), f.airmass, f.filter, cfg,
+            self.params.standards_radius_arcsec, f.night) for f in frames}
         rows: list[dict[str, Any]] = []
         for raw, fut in futs.items():
-            try:
-                m = fut.result()
-            except Exception as exc:  # noqa: BLE001 - one frame never stops the night
-                m = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "rows": []}
-            out.standards[Path(raw).name] = {k: m.get(k) for k in (
+            m, reason = collect(fut)
+            if reason is not None:  # one frame never stops the night
+                m = {"status": "failed", "reason": reason, "rows": []}
+            self.out.standards[Path(raw).name] = {k: m.get(k) for k in (
                 "status", "reason", "filter", "airmass", "n_detected", "n_matched")}
-            out.standards[Path(raw).name]["n_used"] = len(m.get("rows", []))
+            self.out.standards[Path(raw).name]["n_used"] = len(m.get("rows", []))
             rows += m.get("rows", [])
-        # 2. one fit per (night, filter)
-        groups = sorted({(r["night"], r["filter"]) for r in rows})
-        if params.standards_catalog:
-            seen = {(r.get("filter"), night_of(r.get("mjd"))) for r in _records(records)
-                    if r.get("kind") == "standard" and r.get("status") == "accepted"}
-            for f, n in sorted(seen):
-                if (n, f) not in groups:
-                    out.failed[f"{n}/{f}"] = "no standard star measured"
-        ffuts = {(n, f): fit_filter_task.submit([r for r in rows if r["night"] == n],
-                                                f, params.min_standards,
-                                                params.min_airmass_range)
-                 for n, f in groups}
-        for (n, f), fut in ffuts.items():
-            try:
-                s = fut.result()
-            except Exception as exc:  # noqa: BLE001 - too few standards: this filter only
-                out.failed[f"{n}/{f}"] = f"{type(exc).__name__}: {exc}"
+        return rows
+
+    def fit_standards(self, rows: list[dict[str, Any]], expected: list[tuple[str, str]]) -> None:
+        """One fit per (night, filter); a filter without standards fails alone."""
+        groups = fit_groups(rows)
+        for n, f in expected:
+            if (n, f) not in groups:
+                self.out.failed[f"{n}/{f}"] = "no standard star measured"
+        futs = {(n, f): fit_filter_task.submit([r for r in rows if r["night"] == n], f,
+                                               self.params.min_standards,
+                                               self.params.min_airmass_range)
+                for n, f in groups}
+        for (n, f), fut in futs.items():
+            s, reason = collect(fut)
+            if reason is not None:  # too few standards: this filter only
+                self.out.failed[f"{n}/{f}"] = reason
                 continue
-            out.solutions[f"{n}/{f}"] = s
-            inputs = {"frames": sorted({r["frame"] for r in rows if r["night"] == n
-                                        and r["filter"] == f})}
-            pkey = product_key("photcal", inputs, {"filter": f, "night": n,
-                                                   "version": PHOTCAL_PARAMS_VERSION},
-                               __version__)
-            pid = db.record_product(run_id, "photcal_solution", pkey, None, None, inputs,
-                                    {k: v for k, v in s.items() if k != "extra"}, __version__)
-            db.add_qc(run_id, {f"{f}_zp": s["zp"], f"{f}_zp_err": s["zp_err"],
-                               f"{f}_k": s["k"], f"{f}_k_err": s["k_err"], f"{f}_c": s["c"],
-                               f"{f}_c_err": s["c_err"], f"{f}_rms": s["rms"],
-                               f"{f}_n_standards": float(s["n_used"])}, product_id=pid)
-        nights = sorted({n for n, _ in groups})
-        for n in nights:
+            self.out.solutions[f"{n}/{f}"] = s
+            self._record_solution(n, f, s, sorted({r["frame"] for r in rows
+                                                   if r["night"] == n and r["filter"] == f}))
+        for n in sorted({n for n, _ in groups}):
             sols = {k.split("/")[1]: CalibrationSolution.from_dict(v)
-                    for k, v in out.solutions.items() if k.startswith(f"{n}/")}
+                    for k, v in self.out.solutions.items() if k.startswith(f"{n}/")}
             if sols:
-                t = Table(rows=[r for r in rows if r["night"] == n])
-                p = residuals_figure(t, sols, plot_dir / f"photcal_{n}.png",
+                p = residuals_figure(Table(rows=[r for r in rows if r["night"] == n]), sols,
+                                     self.plot_dir / f"photcal_{n}.png",
                                      title=f"Standard-star calibration, {n}")
-                out.plots.append(str(p))
-        # 3. apply per cluster (standards, else reference catalogue)
-        night_sols: dict[str, dict[str, Any]] = {}
-        for key, s in sorted(out.solutions.items()):
-            night_sols.setdefault(key.split("/")[1], s)  # one night per run in practice
-        for cluster, cres in sorted(clusters.items()):
-            sols = {f: s for f, s in night_sols.items() if f in cres.get("bands", [])}
-            missing = [b for b in cres.get("bands", []) if b not in sols]
-            if missing and params.photometric_reference:
-                try:
-                    ref = reference_task(cres["path"], params.photometric_reference,
-                                         params.transformation,
-                                         tuple(b for b in params.reference_bands
-                                               if b in missing))
-                except Exception as exc:  # noqa: BLE001
-                    ref = {"solutions": {}, "failed": {"reference": f"{exc}"}, "matched": []}
-                for b, s in ref["solutions"].items():
-                    sols[b] = s
-                    out.solutions[f"{cluster}/{b}"] = s
-                for b, why in ref["failed"].items():
-                    out.failed[f"{cluster}/{b}"] = why
-                if ref["solutions"]:
-                    p = residuals_figure(Table(rows=ref["matched"]),
-                                         {b: CalibrationSolution.from_dict(s)
-                                          for b, s in ref["solutions"].items()},
-                                         plot_dir / f"photcal_{cluster}_reference.png",
-                                         title=f"{cluster}: reference-catalogue calibration")
-                    out.plots.append(str(p))
-            if not sols:
-                out.failed[cluster] = "no calibration for any band of the catalogue"
-                continue
-            try:
-                res = calibrate_task(cres["path"], sols, str(cat_dir), f"{cluster}_calibrated",
-                                     h5)
-            except Exception as exc:  # noqa: BLE001
-                out.failed[cluster] = f"{type(exc).__name__}: {exc}"
-                continue
-            res["methods"] = {b: s["method"] for b, s in sols.items()}
-            out.catalogues[cluster] = res
-            inputs = {"catalog": sha256_file(cres["path"])}
-            pkey = product_key("calibrated_catalog", inputs,
-                               {b: [s["zp"], s["k"], s["c"]] for b, s in sols.items()},
-                               __version__)
-            pid = db.record_product(run_id, "calibrated_catalog", pkey, res["ecsv"],
-                                    res["checksum"], inputs, {"methods": res["methods"]},
-                                    __version__)
-            db.add_qc(run_id, {f"n_{b}": float(v) for b, v in res["n_calibrated"].items()},
-                      product_id=pid)
+                self.out.plots.append(str(p))
+
+    def _record_solution(self, n: str, f: str, s: dict[str, Any], frames: list[str]) -> None:
+        db, run_id = self.session.db, self.session.run_id
+        inputs = {"frames": frames}
+        pkey = product_key("photcal", inputs, {"filter": f, "night": n,
+                                               "version": PHOTCAL_PARAMS_VERSION}, __version__)
+        pid = db.record_product(run_id, "photcal_solution", pkey, None, None, inputs,
+                                {k: v for k, v in s.items() if k != "extra"}, __version__)
+        db.add_qc(run_id, {f"{f}_zp": s["zp"], f"{f}_zp_err": s["zp_err"], f"{f}_k": s["k"],
+                           f"{f}_k_err": s["k_err"], f"{f}_c": s["c"], f"{f}_c_err": s["c_err"],
+                           f"{f}_rms": s["rms"], f"{f}_n_standards": float(s["n_used"])},
+                  product_id=pid)
+
+    def reference(self, cluster: str, cres: dict[str, Any], bands: tuple[str, ...]
+                  ) -> dict[str, Any]:
+        """Solutions of the bands the standards left, from the field's reference catalogue."""
+        p = self.params
+        try:
+            ref = reference_task(cres["path"], p.photometric_reference, p.transformation, bands)
+        except Exception as exc:  # noqa: BLE001
+            ref = {"solutions": {}, "failed": {"reference": f"{exc}"}, "matched": []}
+        for b, s in ref["solutions"].items():
+            self.out.solutions[f"{cluster}/{b}"] = s
+        for b, why in ref["failed"].items():
+            self.out.failed[f"{cluster}/{b}"] = why
+        if ref["solutions"]:
+            fig = residuals_figure(Table(rows=ref["matched"]),
+                                   {b: CalibrationSolution.from_dict(s)
+                                    for b, s in ref["solutions"].items()},
+                                   self.plot_dir / f"photcal_{cluster}_reference.png",
+                                   title=f"{cluster}: reference-catalogue calibration")
+            self.out.plots.append(str(fig))
+        return ref["solutions"]
+
+    def calibrate_cluster(self, cluster: str, cres: dict[str, Any],
+                          night_sols: dict[str, Any]) -> None:
+        """Apply the solutions to a cluster's catalogue (standards, else the reference)."""
+        bands = cres.get("bands", [])
+        sols = {f: s for f, s in night_sols.items() if f in bands}
+        ref_bands = reference_bands(bands, sols, self.params.reference_bands,
+                                    bool(self.params.photometric_reference))
+        if ref_bands:
+            sols.update(self.reference(cluster, cres, ref_bands))
+        if not sols:
+            self.out.failed[cluster] = "no calibration for any band of the catalogue"
+            return
+        run_dir = self.session.run_dir
+        try:
+            res = calibrate_task(cres["path"], sols, str(run_dir / "catalogs"),
+                                 f"{cluster}_calibrated", str(run_dir / "tgp.h5"))
+        except Exception as exc:  # noqa: BLE001
+            self.out.failed[cluster] = error_text(exc)
+            return
+        res["methods"] = {b: s["method"] for b, s in sols.items()}
+        self.out.catalogues[cluster] = res
+        db, run_id = self.session.db, self.session.run_id
+        inputs = {"catalog": sha256_file(cres["path"])}
+        pkey = product_key("calibrated_catalog", inputs,
+                           {b: [s["zp"], s["k"], s["c"]] for b, s in sols.items()}, __version__)
+        pid = db.record_product(run_id, "calibrated_catalog", pkey, res["ecsv"], res["checksum"],
+                                inputs, {"methods": res["methods"]}, __version__)
+        db.add_qc(run_id, {f"n_{b}": float(v) for b, v in res["n_calibrated"].items()},
+                  product_id=pid)
+
+    def alarms(self, clusters: dict[str, Any], photometry: Any, night_sols: dict[str, Any]
+               ) -> None:
+        """Short/long offsets, sky brightness and the solutions' alarms, per cluster."""
         alarms = []
         for cluster, cres in sorted(clusters.items()):
-            applied = {k.split("/")[1]: v for k, v in out.solutions.items()
+            applied = {k.split("/")[1]: v for k, v in self.out.solutions.items()
                        if k.startswith(f"{cluster}/")} or night_sols
             stacks = {sid: r for sid, r in (getattr(photometry, "stacks", None) or {}).items()
-                      if sid.split("/")[0] == cluster and r.get("status") == "ok"}
+                      if sid.split("/")[0] == cluster and r.get("status", "ok") == "ok"}
             found, sky = photcal_alarms({f"{cluster}/{k}": v for k, v in
                                          (cres.get("short_long") or {}).items()},
                                         stacks, applied)
             alarms += found
-            out.sky_mag_arcsec2.update(sky)
+            self.out.sky_mag_arcsec2.update(sky)
             if sky:
-                db.add_qc(run_id, {f"sky_mag_arcsec2:{k}": v for k, v in sky.items()})
-        raise_alarms(session, alarms)
-        counters.update({"solutions": len(out.solutions), "failed": len(out.failed),
-                         "catalogues": len(out.catalogues), "standard_frames": len(futs),
-                         "alarms": len(alarms)})
-        logger.info("calibrated %d catalogues; solutions %s%s", len(out.catalogues),
-                    ", ".join(sorted(out.solutions)) or "none",
-                    ("; failed: " + "; ".join(f"{k}: {v}" for k, v in out.failed.items()))
-                    if out.failed else "")
-        table = [{"solution": k, "zp": round(s["zp"], 4), "zp_err": round(s["zp_err"], 4),
-                  "k": round(s["k"], 4), "k_err": round(s["k_err"], 4),
-                  "c": round(s["c"], 4), "c_err": round(s["c_err"], 4),
-                  "rms": round(s["rms"], 4), "n": s["n_used"], "method": s["method"]}
-                 for k, s in out.solutions.items()]
-        md = [f"# Photometric calibration: {len(out.catalogues)} catalogues", ""]
-        md += [f"- `{r['solution']}`: ZP {r['zp']}±{r['zp_err']}, k {r['k']}±{r['k_err']}, "
-               f"c {r['c']}±{r['c_err']} ({r['n']} stars, rms {r['rms']}; {r['method']})"
-               for r in table]
-        md += [f"- `{k}` failed: {v}" for k, v in out.failed.items()]
-        md += [f"- catalogue `{k}`: `{v['ecsv']}`, `{v['fits']}`, `{v['hdf5']}:{v['hdf5_key']}`"
-               for k, v in out.catalogues.items()]
-        md += [f"- QC figure: `{p}`" for p in out.plots]
-        create_markdown_artifact("\n".join(md), key="photcal-summary")
-        if table:
-            create_table_artifact(table, key="photcal-solutions",
-                                  description="Zero points, extinction and colour terms")
-    return out
+                self.session.db.add_qc(self.session.run_id,
+                                       {f"sky_mag_arcsec2:{k}": v for k, v in sky.items()})
+        raise_alarms(self.session, alarms)
+
+
+def _photcal_report(out: PhotcalOutcome) -> None:
+    """Log line and the Prefect artifacts of the photcal stage."""
+    get_run_logger().info("calibrated %d catalogues; solutions %s%s", len(out.catalogues),
+                          ", ".join(sorted(out.solutions)) or "none",
+                          ("; failed: " + "; ".join(f"{k}: {v}" for k, v in out.failed.items()))
+                          if out.failed else "")
+    table = [{"solution": k, "zp": round(s["zp"], 4), "zp_err": round(s["zp_err"], 4),
+              "k": round(s["k"], 4), "k_err": round(s["k_err"], 4),
+              "c": round(s["c"], 4), "c_err": round(s["c_err"], 4),
+              "rms": round(s["rms"], 4), "n": s["n_used"], "method": s["method"]}
+             for k, s in out.solutions.items()]
+    md = [f"# Photometric calibration: {len(out.catalogues)} catalogues", ""]
+    md += [f"- `{r['solution']}`: ZP {r['zp']}±{r['zp_err']}, k {r['k']}±{r['k_err']}, "
+           f"c {r['c']}±{r['c_err']} ({r['n']} stars, rms {r['rms']}; {r['method']})"
+           for r in table]
+    md += [f"- `{k}` failed: {v}" for k, v in out.failed.items()]
+    md += [f"- catalogue `{k}`: `{v['ecsv']}`, `{v['fits']}`, `{v['hdf5']}:{v['hdf5_key']}`"
+           for k, v in out.catalogues.items()]
+    md += [f"- QC figure: `{p}`" for p in out.plots]
+    create_markdown_artifact("\n".join(md), key="photcal-summary")
+    if table:
+        create_table_artifact(table, key="photcal-solutions",
+                              description="Zero points, extinction and colour terms")
+
+
+def photcal_step(night: Any) -> PhotcalOutcome:
+    """Photometric calibration in a walk of the stage table."""
+    return run_photcal_stage(night.session, night.params, night.get("photometry"),
+                             night.get("calibrate"), night.get("inventory"), night.get("solve"))
 
 
 @flow(name="tgp-photcal", log_prints=True)
 def photcal_flow(params: PhotcalParams, run_id: str | None = None) -> dict[str, Any]:
     """A night from raw frames to calibrated catalogues (every stage up to photcal)."""
-    session = open_session(params.data, params.out, params.profile,
-                           params.model_dump(mode="json"), run_id=run_id)
-    with closing_failed_run(session):
-        night = run_stages_to_photometry(session, params)
-        pc = run_photcal_stage(session, params, night.phot, night.cal, night.inv, night.sol)
-    if run_id is None:
-        session.db.finish_run(session.run_id, "succeeded")
-    return {"run_id": session.run_id, "run_dir": str(session.run_dir),
-            "registration": night.reg.to_dict(), "photometry": night.phot.to_dict(),
-            "photcal": pc.to_dict()}
+    return run_stages(params, ["solve", "photcal"], run_id).result
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: calibrated catalogues of a night."""
-    ap = argparse.ArgumentParser(prog="python -m flows.photcal", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="raw night folder")
-    ap.add_argument("--out", default=default_out_root(), help="output root")
-    ap.add_argument("--profile", help="instrument profile name or TOML file")
-    ap.add_argument("--reference-catalog", help="local reference catalogue for plate solving")
-    ap.add_argument("--standards", help="standard-star catalogue (Landolt .dat or table)")
-    ap.add_argument("--photometric-reference", help="reference catalogue of the field")
-    ap.add_argument("--transformation", help="johnson | sdss_jester2005 | gaia_riello2021")
-    ap.add_argument("--runner", choices=["dask", "threads"], default="dask")
-    ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args(argv)
-    params = PhotcalParams(data=args.data, out=args.out, profile=args.profile,
-                           reference_catalog=args.reference_catalog,
-                           standards_catalog=args.standards,
-                           photometric_reference=args.photometric_reference,
-                           transformation=args.transformation,
-                           runner=RunnerSettings(kind=args.runner, n_workers=args.workers))
-    result = photcal_flow.with_options(task_runner=make_task_runner(params.runner))(params)
+    result = run_stage_cli(argv, module="photcal", doc=__doc__, params_cls=PhotcalParams,
+                           flow_fn=photcal_flow, runner="dask",
+                           options=("reference_catalog", "standards_catalog",
+                                    "photometric_reference", "transformation"))
     pc = result["photcal"]
     for k, s in pc["solutions"].items():
         print(f"{k}: ZP {s['zp']:.4f}±{s['zp_err']:.4f}  k {s['k']:.4f}±{s['k_err']:.4f}  "

@@ -12,36 +12,38 @@ each at its own airmass).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from flows.register import RegisterParams
-from flows.runners import RunnerSettings, make_task_runner
+from flows.calibrate import CalibrateOptions
+from flows.inventory import InventoryParams
+from flows.plan import PlanOptions
+from flows.register import RegisterOptions
+from flows.runner import Item, Mapped, StageRunner, stage_run
 from flows.session import (
     RunSession,
-    closing_failed_run,
-    open_session,
     raise_alarms,
-    recorded_stage,
 )
-from flows.settings import default_out_root
+from flows.stagecli import run_stage_cli
+from flows.walk import run_stages
 from tasks.photometry import cluster_catalogue_task, stack_photometry_task
-from tgpcore import __version__
-from tgpcore.io.checksum import product_key, sha256_file
+from tgpcore.inventory import record_dict
+from tgpcore.io.checksum import sha256_file
+from tgpcore.photometry.plan import standard_stacks
 from tgpcore.qc import negative_flux_alarms
 from tgpcore.registration.products import NOMINAL_FWHM_PX
 
 PHOTOMETRY_PARAMS_VERSION = 2  # 2: neighbour-free sky annuli; VARSUMF error scaling
 
 
-class PhotometryParams(RegisterParams):
-    """Parameters of source photometry (plus those of the stages before it)."""
+class PhotometryOptions(BaseModel):
+    """The photometry stage's own options."""
 
     detect_sigma: float = Field(4.0, description="Detection threshold (local noise sigma)")
     aperture_fwhm: float = Field(1.2, description="Aperture radius in FWHM")
@@ -59,11 +61,18 @@ class PhotometryParams(RegisterParams):
         that registration used for the stack), else the nominal 3.5 px; photometry measures
         the FWHM from there.
         """
-        guess = self.fwhm_px if self.fwhm_px is not None else (fwhm_guess_px or NOMINAL_FWHM_PX)
+        fwhm_px = getattr(self, "fwhm_px", None)  # registration's option, when composed
+        guess = fwhm_px if fwhm_px is not None else (fwhm_guess_px or NOMINAL_FWHM_PX)
         return {"fwhm_guess_px": float(guess), "nsigma": self.detect_sigma,
                 "r_ap_fwhm": self.aperture_fwhm, "r_in_fwhm": self.annulus_fwhm[0],
                 "r_out_fwhm": self.annulus_fwhm[1], "psf": self.psf,
                 "blend_fwhm": self.blend_fwhm}
+
+
+class PhotometryParams(InventoryParams, PlanOptions, CalibrateOptions, RegisterOptions,
+                       PhotometryOptions):
+    """Parameters of the photometry flow: the options of the stages it runs."""
+
 
 
 @dataclass
@@ -78,24 +87,6 @@ class PhotometryOutcome:
     def to_dict(self) -> dict[str, Any]:
         """Plain data."""
         return asdict(self)
-
-
-def _standard_stacks(reg: Any, records: Any) -> set[str]:
-    if records is None:
-        return set()
-    from flows.register import _rec
-
-    out = set()
-    for sid, st in reg.stacks.items():
-        kinds = set()
-        for raw in st.get("members", []):
-            try:
-                kinds.add(_rec(records, raw).get("kind"))
-            except KeyError:
-                continue
-        if kinds == {"standard"}:
-            out.add(sid)
-    return out
 
 
 def run_photometry_stage(session: RunSession, params: PhotometryParams, reg: Any, sol: Any,
@@ -124,152 +115,129 @@ def run_photometry_stage(session: RunSession, params: PhotometryParams, reg: Any
         multi-band ECSV, columns ``<F>_inst``, ``<F>_inst_err``, ``<F>_flags``,
         ``<F>_airmass``), ``n_stars``, ``bands``, ``short_long`` offsets.
     """
-    logger = get_run_logger()
-    db, run_id = session.db, session.run_id
     out = PhotometryOutcome()
-    cfg = params.photometry_config()
-    params_rec = {**cfg, "version": PHOTOMETRY_PARAMS_VERSION}
-    cat_dir = session.run_dir / "catalogs" / "stacks"
-    std = _standard_stacks(reg, records)
-    with recorded_stage(session, "photometry") as counters:
-        futs, recs = {}, {}
-        for sid, st in sorted(reg.stacks.items()):
-            if sid in std:
-                out.skipped[sid] = "standard-star field (calibrated from its frames)"
+    kinds = {} if records is None else {raw: record_dict(records, raw).get("kind")
+                                        for st in reg.stacks.values()
+                                        for raw in st.get("members", []) if _has(records, raw)}
+    std = standard_stacks(reg.stacks, kinds)
+    out.skipped = {sid: "standard-star field (calibrated from its frames)" for sid in std}
+    solved = (sol.solutions if sol is not None else {}) or {}
+    with stage_run(session, "photometry", "stacks") as counts:
+        runner = StageRunner(session, counts)
+        items = [_stack_item(session, params, sid, solved.get(sid) or st)
+                 for sid, st in sorted(reg.stacks.items()) if sid not in std]
+        for sid, d in runner.run(items).items():
+            out.stacks[sid] = d.result if d.ok else {"status": "failed", "reason": d.reason}
+            if not d.ok:
+                out.failed[sid] = d.reason
                 continue
-            dest = cat_dir / f"{sid.replace('/', '_')}.ecsv"
-            cfg_s = params.photometry_config(st.get("fwhm_px"))
-            recs[sid] = {**cfg_s, "version": PHOTOMETRY_PARAMS_VERSION}
-            futs[sid] = stack_photometry_task.submit(st["path"], str(dest), cfg_s)
-        for sid, fut in futs.items():
-            rec_s = recs[sid]
-            try:
-                res = fut.result()
-            except Exception as exc:  # noqa: BLE001 - one stack never stops the others
-                res = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
-            res.pop("summary", None)
-            out.stacks[sid] = res
-            inputs = {"stack": sha256_file(reg.stacks[sid]["path"])}
-            pkey = product_key("stack_catalog", inputs, rec_s, __version__)
-            if res["status"] != "ok":
-                out.failed[sid] = res.get("reason", "failed")
-                db.record_product(run_id, "stack_catalog", pkey, None, None, inputs,
-                                  rec_s, __version__, status="failed")
-                continue
-            pid = db.record_product(run_id, "stack_catalog", pkey, res["path"],
-                                    res["checksum"], inputs, rec_s, __version__)
-            db.add_qc(run_id, res["qc"], product_id=pid)
+            q = d.result["qc"]
             raise_alarms(session, negative_flux_alarms(
-                sid, res["qc"].get("n_negative_flux", 0.0),
-                res["qc"].get("n_pixels_unmasked", 0.0), res["qc"].get("n_stars")))
-        by_cluster: dict[str, dict[str, dict[str, Any]]] = {}
-        for sid, res in out.stacks.items():
-            if res["status"] == "ok":
-                by_cluster.setdefault(sid.split("/")[0], {})[sid] = res
-        cfuts = {}
-        for cluster, stacks in sorted(by_cluster.items()):
-            dest = session.run_dir / "catalogs" / f"{cluster}_instrumental.ecsv"
-            cfuts[cluster] = cluster_catalogue_task.submit(stacks, str(dest),
-                                                           params.match_arcsec)
-        for cluster, fut in cfuts.items():
-            try:
-                res = fut.result()
-            except Exception as exc:  # noqa: BLE001
-                out.failed[cluster] = f"{type(exc).__name__}: {exc}"
-                continue
-            out.clusters[cluster] = res
-            inputs = {"catalogs": sorted(r["checksum"] for r in by_cluster[cluster].values())}
-            pkey = product_key("instrumental_catalog", inputs, params_rec, __version__)
-            pid = db.record_product(run_id, "instrumental_catalog", pkey, res["path"],
-                                    res["checksum"], inputs, params_rec, __version__)
-            db.add_qc(run_id, {"n_stars": float(res["n_stars"])}, product_id=pid)
-        n_ok = sum(r["status"] == "ok" for r in out.stacks.values())
-        counters.update({"stacks": n_ok, "failed": len(out.failed),
-                         "skipped": len(out.skipped), "clusters": len(out.clusters)})
-        logger.info("photometry of %d/%d stacks; %d cluster catalogues%s", n_ok,
-                    len(out.stacks), len(out.clusters),
-                    ("; failed: " + "; ".join(f"{k}: {v}" for k, v in out.failed.items()))
-                    if out.failed else "")
-        rows = [{"stack": k, "stars": r.get("n_stars", 0),
-                 "fwhm_px": round(r.get("fwhm_px") or 0.0, 3),
-                 "apcorr_mag": round(r.get("apcorr_mag") or 0.0, 4),
-                 "airmass": r.get("airmass"), "status": r["status"]}
-                for k, r in out.stacks.items()]
-        md = [f"# Photometry: {n_ok}/{len(out.stacks)} stacks", ""]
-        md += [f"- `{r['stack']}`: {r['stars']} stars, FWHM {r['fwhm_px']} px, "
-               f"aperture correction {r['apcorr_mag']} mag" for r in rows if r["status"] == "ok"]
-        md += [f"- `{k}` failed: {v}" for k, v in out.failed.items()]
-        md += [f"- `{k}` skipped: {v}" for k, v in out.skipped.items()]
-        md += [f"- cluster `{k}`: {v['n_stars']} stars in {', '.join(v['bands'])} -> "
-               f"`{v['path']}`" for k, v in out.clusters.items()]
-        create_markdown_artifact("\n".join(md), key="photometry-summary")
-        if rows:
-            create_table_artifact(rows, key="photometry-stacks",
-                                  description="Stars, FWHM and aperture correction per stack")
-        if out.stacks and n_ok == 0:  # nothing measured: the stage failed, whatever was skipped
-            first = next(iter(out.failed.items()))
-            raise RuntimeError(f"photometry failed on all {len(out.stacks)} stacks "
-                               f"(first: {first[0]}: {first[1]})")
+                sid, q.get("n_negative_flux", 0.0), q.get("n_pixels_unmasked", 0.0),
+                q.get("n_stars")))
+        _cluster_catalogues(session, params, out, runner)
+        counts.extra.update({"skipped": len(out.skipped), "clusters": len(out.clusters),
+                             "stars": sum(int(r.get("n_stars") or 0)
+                                          for r in out.stacks.values())})
+        _photometry_report(out)
     return out
 
-@dataclass
-class NightToPhotometry:
-    """Every stage's outcome from the inventory to the photometry of one night."""
 
-    inv: Any
-    plan: Any
-    cal: Any
-    reg: Any
-    sol: Any
-    phot: Any
+def _has(records: Any, raw: str) -> bool:
+    try:
+        record_dict(records, raw)
+    except KeyError:
+        return False
+    return True
 
 
-def run_stages_to_photometry(session: RunSession, params: PhotometryParams
-                             ) -> NightToPhotometry:
-    """Inventory, plan, calibrate, register, solve and photometry (call inside a flow)."""
-    from flows.calibrate import run_calibrate_stage
-    from flows.inventory import run_inventory_stage
-    from flows.plan import run_plan_stage
-    from flows.register import run_register_stage, run_solve_stage
+def _stack_item(session: RunSession, params: PhotometryParams, sid: str,
+                st: dict[str, Any]) -> Item:
+    """The runner's item of one stack's catalogue (the solved stack when there is one)."""
+    cfg = params.photometry_config(st.get("fwhm_px"))
+    dest = session.run_dir / "catalogs" / "stacks" / f"{sid.replace('/', '_')}.ecsv"
+    parents = (st["product_id"],) if st.get("product_id") else ()
+    return Item(sid, "stack_catalog", {"stack": sha256_file(st["path"])},
+                {**cfg, "version": PHOTOMETRY_PARAMS_VERSION},
+                submit=lambda: Mapped(stack_photometry_task.submit(st["path"], str(dest), cfg),
+                                      _without_summary),
+                parents=parents)
 
-    inv = run_inventory_stage(session, params)
-    plan = run_plan_stage(session, params, inv)
-    cal = run_calibrate_stage(session, params, inv, plan)
-    reg = run_register_stage(session, params, cal, inv)
-    sol = run_solve_stage(session, params, reg)
-    phot = run_photometry_stage(session, params, reg, sol, inv)
-    return NightToPhotometry(inv, plan, cal, reg, sol, phot)
+
+def _without_summary(res: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in res.items() if k != "summary"}
+
+
+def _cluster_catalogues(session: RunSession, params: PhotometryParams, out: PhotometryOutcome,
+                        runner: StageRunner) -> None:
+    """One instrumental multi-band catalogue per cluster, from its measured stacks."""
+    by_cluster: dict[str, dict[str, dict[str, Any]]] = {}
+    for sid, res in out.stacks.items():
+        if res.get("status", "ok") == "ok":
+            by_cluster.setdefault(sid.split("/")[0], {})[sid] = res
+    params_rec = {**params.photometry_config(), "version": PHOTOMETRY_PARAMS_VERSION}
+    items = [Item(cluster, "instrumental_catalog",
+                  {"catalogs": sorted(r["checksum"] for r in stacks.values())}, params_rec,
+                  submit=partial(cluster_catalogue_task.submit, stacks, str(
+                      session.run_dir / "catalogs" / f"{cluster}_instrumental.ecsv"),
+                      params.match_arcsec),
+                  parents=tuple(r["product_id"] for r in stacks.values()
+                                if r.get("product_id")))
+             for cluster, stacks in sorted(by_cluster.items())]
+    counts = runner.counts
+    saved = (counts.total, counts.done, counts.reused, counts.failed)
+    for cluster, d in runner.run(items).items():
+        if d.ok:
+            out.clusters[cluster] = {**d.result, "qc": {"n_stars": float(d.result["n_stars"])}}
+        else:
+            out.failed[cluster] = d.reason
+    # the stage counts stacks; a lost cluster catalogue is one failure more
+    counts.total, counts.done, counts.reused = saved[:3]
+    counts.failed = saved[3] + sum(c in out.failed for c in by_cluster)
+
+
+def _photometry_report(out: PhotometryOutcome) -> None:
+    """Log line and the Prefect artifacts of the photometry stage."""
+    n_ok = sum(r.get("status", "ok") == "ok" for r in out.stacks.values())
+    get_run_logger().info("photometry of %d/%d stacks; %d cluster catalogues%s", n_ok,
+                          len(out.stacks), len(out.clusters),
+                          ("; failed: " + "; ".join(f"{k}: {v}" for k, v in out.failed.items()))
+                          if out.failed else "")
+    rows = [{"stack": k, "stars": r.get("n_stars", 0),
+             "fwhm_px": round(r.get("fwhm_px") or 0.0, 3),
+             "apcorr_mag": round(r.get("apcorr_mag") or 0.0, 4),
+             "airmass": r.get("airmass"), "status": r.get("status", "ok")}
+            for k, r in out.stacks.items()]
+    md = [f"# Photometry: {n_ok}/{len(out.stacks)} stacks", ""]
+    md += [f"- `{r['stack']}`: {r['stars']} stars, FWHM {r['fwhm_px']} px, "
+           f"aperture correction {r['apcorr_mag']} mag" for r in rows if r["status"] == "ok"]
+    md += [f"- `{k}` failed: {v}" for k, v in out.failed.items()]
+    md += [f"- `{k}` skipped: {v}" for k, v in out.skipped.items()]
+    md += [f"- cluster `{k}`: {v['n_stars']} stars in {', '.join(v['bands'])} -> "
+           f"`{v['path']}`" for k, v in out.clusters.items()]
+    create_markdown_artifact("\n".join(md), key="photometry-summary")
+    if rows:
+        create_table_artifact(rows, key="photometry-stacks",
+                              description="Stars, FWHM and aperture correction per stack")
+
+
+def photometry_step(night: Any) -> PhotometryOutcome:
+    """Photometry in a walk of the stage table (unsolved stacks too, when solving failed)."""
+    return run_photometry_stage(night.session, night.params, night.get("register"),
+                                night.get("solve"), night.get("inventory"))
 
 
 @flow(name="tgp-photometry", log_prints=True)
 def photometry_flow(params: PhotometryParams, run_id: str | None = None) -> dict[str, Any]:
     """Inventory, plan, calibrate, register and solve a night, then measure its stacks."""
-    session = open_session(params.data, params.out, params.profile,
-                           params.model_dump(mode="json"), run_id=run_id)
-    with closing_failed_run(session):
-        night = run_stages_to_photometry(session, params)
-    if run_id is None:
-        session.db.finish_run(session.run_id, "succeeded")
-    return {"run_id": session.run_id, "run_dir": str(session.run_dir),
-            "photometry": night.phot.to_dict()}
+    return run_stages(params, ["solve", "photometry"], run_id).result
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: photometry of a night's stacks."""
-    ap = argparse.ArgumentParser(prog="python -m flows.photometry", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="raw night folder")
-    ap.add_argument("--out", default=default_out_root(), help="output root")
-    ap.add_argument("--profile", help="instrument profile name or TOML file")
-    ap.add_argument("--reference-catalog", help="local reference catalogue for plate solving")
-    ap.add_argument("--psf", choices=["auto", "off", "all"], default="auto")
-    ap.add_argument("--runner", choices=["dask", "threads"], default="dask")
-    ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args(argv)
-    params = PhotometryParams(data=args.data, out=args.out, profile=args.profile,
-                              reference_catalog=args.reference_catalog, psf=args.psf,
-                              runner=RunnerSettings(kind=args.runner, n_workers=args.workers))
-    result = photometry_flow.with_options(task_runner=make_task_runner(params.runner))(params)
+    result = run_stage_cli(argv, module="photometry", doc=__doc__, params_cls=PhotometryParams,
+                           flow_fn=photometry_flow, runner="dask",
+                           options=("reference_catalog", "psf"))
     ph = result["photometry"]
     for sid, r in ph["stacks"].items():
         print(f"{sid}: " + (f"{r['n_stars']} stars, FWHM {r['fwhm_px']:.2f} px -> {r['path']}"

@@ -12,9 +12,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from flows.console import attach_run_log
+from flows.runner import error_text
 from tgpcore import __version__
 from tgpcore.io.atomic import remove_stale_temporaries
 from tgpcore.rundb.engine import open_db, resolve_database_url
+from tgpcore.rundb.heartbeat import Heartbeat
 from tgpcore.rundb.repository import RunDB
 
 
@@ -43,6 +46,7 @@ class RunSession:
     db: RunDB
     db_url: str
     out_root: Path
+    heartbeat: Any = None
 
     @property
     def run_dir(self) -> Path:
@@ -65,12 +69,17 @@ def open_session(data_dir: str | Path, out_root: str | Path, profile: str | None
             "removed %d stale temporary file(s) left by killed writers under %s, e.g. %s",
             len(stale), out_root, stale[0])
     db, url = run_database(out_root)
+    for closed in db.close_abandoned_runs(str(out_root)):
+        logging.getLogger("tgp").warning("run %s was abandoned (its process stopped without "
+                                         "finishing): closed as abandoned", closed)
     run_id = run_id or new_run_id()
     db.start_run(data_dir=str(Path(data_dir).resolve()), out_dir=str(out_root / run_id),
                  profile=profile or "auto", params=params, software_version=__version__,
                  run_id=run_id)
     (out_root / run_id).mkdir(parents=True, exist_ok=True)
-    return RunSession(run_id=run_id, db=db, db_url=url, out_root=out_root)
+    attach_run_log(out_root / run_id)
+    return RunSession(run_id=run_id, db=db, db_url=url, out_root=out_root,
+                      heartbeat=Heartbeat(db, run_id).start())
 
 
 @contextlib.contextmanager
@@ -80,27 +89,9 @@ def closing_failed_run(session: RunSession, with_type: bool = False) -> Iterator
     try:
         yield
     except BaseException as exc:
-        message = f"{type(exc).__name__}: {exc}" if with_type else str(exc)
+        message = error_text(exc) if with_type else str(exc)
         session.db.finish_run(session.run_id, "failed", message=message)
         raise
-
-
-@contextlib.contextmanager
-def recorded_stage(session: RunSession, stage: str) -> Iterator[dict[str, Any]]:
-    """Record a stage's start and end in the run database.
-
-    Yields a counters dictionary that the stage fills in; it is stored with the event. An
-    exception marks the stage failed (with its message) and propagates.
-    """
-    event = session.db.stage_started(session.run_id, stage)
-    counters: dict[str, Any] = {}
-    try:
-        yield counters
-    except BaseException as exc:
-        session.db.stage_finished(event, "failed", counters, message=f"{type(exc).__name__}: {exc}")
-        raise
-    session.db.stage_finished(event, "succeeded", counters,
-                              message=counters.pop("_message", None))
 
 
 def raise_alarms(session: RunSession, alarms: list[Any]) -> list[Any]:

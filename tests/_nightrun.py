@@ -9,18 +9,18 @@ from typing import Any
 
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.photometry import run_stages_to_photometry
 from flows.runners import RunnerSettings, make_task_runner
-from flows.session import open_session
+from flows.walk import run_stages
 
 
 def stages_to_photometry(params: Any) -> SimpleNamespace:
     """Inventory, plan, calibrate, register, solve and photometry of ``params.data`` (call
     inside a flow); returns the session and every stage's outcome."""
-    session = open_session(params.data, params.out, params.profile,
-                           params.model_dump(mode="json"))
-    night = run_stages_to_photometry(session, params)
-    return SimpleNamespace(session=session, **vars(night))
+    night = run_stages(params, ["solve", "photometry"])
+    return SimpleNamespace(session=night.session, inv=night.get("inventory"),
+                           plan=night.get("plan"), cal=night.get("calibrate"),
+                           reg=night.get("register"), sol=night.get("solve"),
+                           phot=night.get("photometry"))
 
 
 def run_in_harness(flow_fn: Callable[[], Any], runner: RunnerSettings) -> Any:

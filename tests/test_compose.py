@@ -15,6 +15,7 @@ import yaml
 from prefect.flows import Flow
 from sqlalchemy.engine import make_url
 
+import flows.guard
 import flows.nightly
 import flows.settings
 import tasks.report
@@ -55,7 +56,7 @@ def _option(words: list[str], name: str) -> str:
 
 def _code_settings() -> set[str]:
     """Every environment variable the code reads as a tgp setting."""
-    names = {v for m in (tgpcore.settings, flows.settings, flows.nightly,
+    names = {v for m in (tgpcore.settings, flows.settings, flows.nightly, flows.guard,
                          tgpcore.catalogs.credentials)
              for k, v in vars(m).items() if k.startswith("ENV_") and isinstance(v, str)}
     return names | {tgpcore.astrometry.nova.KEY_ENV, *tasks.report.SECRET_ENV_VARS}

@@ -90,12 +90,13 @@ def test_ui_path_parameters_stay_inside_the_output_root(tmp_path, monkeypatch):
     root.mkdir()
     (root / "escape").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
     monkeypatch.setenv("TGP_OUT_ROOT", str(root))
+    monkeypatch.setenv("TGP_DATA_ROOT", "/data")
     ok = guarded(FullRunParams(data="/data/night", out=str(root / "sub")))
     assert ok.out == str(root / "sub")
     assert guarded(FullRunParams(data="/data/night", out=str(root))).out == str(root)
     for bad in ("/etc", str(root / ".." / "x"), str(root / "escape" / "x"), str(tmp_path),
                 str(root) + "-sibling", "relative/out"):
-        with pytest.raises(ValueError, match="outside the output root"):
+        with pytest.raises(ValueError, match="'out' .* outside the output root"):
             guarded(FullRunParams(data="/data/night", out=bad))
     assert check_inside(root / "a" / ".." / "b", root) == root / "b"
 
@@ -161,6 +162,7 @@ def test_a_full_disk_is_recognised_whatever_raised_it(tmp_path, monkeypatch):
 
     assert is_disk_full(OSError("Not enough space on disk: requested 4194304, available 0"))
     assert is_disk_full(RuntimeError("(sqlite3.OperationalError) database or disk is full"))
+    assert is_disk_full(OSError("65536 requested and 36864 written"))   # numpy tofile
     assert not is_disk_full(OSError("Header missing END card."))
     final = tmp_path / "calibrated" / "x.fits"
 

@@ -147,6 +147,17 @@ def test_killed_mid_stage_then_resumed(night, api_url, tmp_path):
         assert counters["register"]["reused"] >= len(stacks_before) >= 2
         _no_duplicates(db, second_id)
         assert _products_whole(db, second_id) >= 27 + 9 + 6
+        # lineage, found from what each product is keyed by: masters -> calibrated frames
+        # -> stacks -> mosaics, in the resumed run's own rows
+        mosaic = db.products(second_id, "mosaic")[0]
+        made_from = db.products_made_from(mosaic.id)
+        assert {p.run_id for p in made_from} == {second_id}
+        assert {"stack", "calibrated", "master_bias", "master_flat"} <= {p.kind for p in made_from}
+        flat = next(p for p in db.products(second_id, "master_flat")
+                    if p.id in {q.id for q in made_from})
+        redo = db.products_depending_on(flat.id)
+        assert {"calibrated", "stack", "mosaic"} <= {p.kind for p in redo}
+        assert mosaic.id in {p.id for p in redo}
     finally:
         engine.dispose()
 

@@ -11,7 +11,7 @@ from flows.full_run import main as full_run_main
 from flows.inventory import InventoryParams, inventory_flow
 from flows.runners import RunnerSettings, make_task_runner
 from flows.session import run_database
-from flows.stages import BUILT, STAGE_NAMES, stage_range
+from flows.stages import stage_range
 
 from _fitsfactory import small_night
 
@@ -41,21 +41,29 @@ def test_inventory_flow_records_frames(tmp_path, sqlite_env):
 
 
 def test_full_run_records_run_plan_and_unbuilt_stages(tmp_path, sqlite_env):
-    """Every stage runs or says it is not built; with no Gaia catalogue reachable (offline, no
-    cache) the catalogue stage fails and membership is skipped, and the night goes on."""
+    """Every stage runs or is skipped with what it needs; with no Gaia catalogue reachable
+    (offline, no cache) the catalogue stage fails and membership is skipped, and the night goes
+    on. The night's V flat has no signal and B has no flat: the calibration produced none of
+    its 7 frames, so it failed, the image stages are skipped for want of it, and the run failed
+    (it was reported as succeeded before the stages' statuses were computed)."""
     night = small_night(tmp_path / "night", darks=False, flats=("V",))
     params = FullRunParams(data=str(night), out=str(tmp_path / "out"), runner=THREADS)
     result = full_run_flow.with_options(task_runner=make_task_runner(THREADS))(params)
-    assert result["status"] == "partial"
-    assert result["not_built"] == [s for s in STAGE_NAMES
-                                   if s not in BUILT and s not in result["failed"]]
+    assert result["status"] == "failed"
     assert "offline" in result["failed"]["catalogs"]
-    assert "needs 'catalogs'" in result["failed"]["membership"]
+    assert result["stages"]["calibrate"].startswith("failed")
+    assert result["stages"]["register"] == "skipped (needs calibrate)"
+    assert result["failed"]["membership"] == "skipped (needs catalogs)"
+    assert result["stages"]["membership"] == "skipped (needs catalogs)"
+    assert result["stages"]["isochrone_fit"] == "skipped (needs membership)"
     db, _ = run_database(tmp_path / "out")
     events = {e.stage: e.status for e in db.stage_events(result["run_id"])}
-    assert events["inventory"] == events["plan"] == events["calibrate"] == "succeeded"
+    assert events["inventory"] == events["plan"] == "succeeded"
+    assert events["calibrate"] == "failed"  # 0 of 7 frames
+    counters = {e.stage: e.counters for e in db.stage_events(result["run_id"])}
+    assert counters["calibrate"]["done"] == 0 and counters["calibrate"]["failed"] == 7
     assert events["catalogs"] == "failed"
-    assert all(events[s] == "not_built" for s in result["not_built"])
+    assert events["membership"] == events["isochrone_fit"] == "skipped"
     masters, entries = db.plan(result["run_id"])
     assert {m.kind for m in masters} == {"bias", "flat"}
     status = {Path(path).name: e.status for path, e in entries}
@@ -63,7 +71,7 @@ def test_full_run_records_run_plan_and_unbuilt_stages(tmp_path, sqlite_env):
     refused = [e for _, e in entries if e.status == "refused"]
     assert len(refused) == 3 and all("no flat matching B" in e.reason for e in refused)
     run_row = db.get_run(result["run_id"])
-    assert run_row.status == "partial" and "failed: catalogs, membership" in run_row.message
+    assert run_row.status == "failed" and "catalogs failed" in run_row.message
     assert Path(result["report"]).name == "report.html" and Path(result["report"]).is_file()
     assert Path(result["run_dir"]).is_dir()
 
@@ -82,7 +90,7 @@ def test_plan_only_cli_prints_plan(tmp_path, capsys, sqlite_env):
 
 def test_tgp_cli_runs_and_db(tmp_path, capsys, sqlite_env):
     night = small_night(tmp_path / "night")
-    assert tgp_main(["plan", "--data", str(night), "--out", str(tmp_path / "out")]) == 0
+    assert tgp_main(["plan", "--data", str(night), "--record", "--out", str(tmp_path / "out")]) == 0
     assert tgp_main(["db", "upgrade", "--out", str(tmp_path / "out")]) == 0
     assert tgp_main(["runs", "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
@@ -178,8 +186,9 @@ def test_calibrate_stage_records_products_qc_and_skips_bad_frames(tmp_path, tiny
     qc = db.qc(result["run_id"], frame_id=frames[Path(raw_path).name].id, product_id=product.id)
     assert {"sky_e", "noise_e", "cosmic_rays", "saturated_fraction"} <= set(qc)
     events = {e.stage: e for e in db.stage_events(result["run_id"])}
-    assert events["calibrate"].status == "succeeded"
-    assert events["calibrate"].counters["rejected"] == 1
+    assert events["calibrate"].status == "partial"  # one frame lost
+    assert events["calibrate"].counters["failed"] == 1
+    assert result["status"] == "partial"
     # a second run with the same inputs reuses every master and calibrated frame
     again = full_run_flow.with_options(task_runner=make_task_runner(THREADS))(params)
     n_masters = len(cal["masters"])
@@ -212,7 +221,7 @@ def _night_with_lit_flats(root: Path, nan_flat: str | None = None) -> Path:
 def test_a_failed_flat_rejects_its_filter_and_the_night_goes_on(tmp_path, sqlite_env):
     """Frames start as soon as their own masters exist; a master that fails (a B flat full of
     NaN) rejects exactly the frames that need it, with the reason, and the V frames are
-    calibrated."""
+    calibrated. The run lost 3 of 7 frames: it is partial, not succeeded."""
     from flows.calibrate import CalibrateParams, calibrate_flow
 
     night = _night_with_lit_flats(tmp_path / "night", nan_flat="img_0004.fits")
@@ -225,7 +234,7 @@ def test_a_failed_flat_rejects_its_filter_and_the_night_goes_on(tmp_path, sqlite
                for r in rejected.values()), rejected
     assert len(cal["calibrated"]) == 4  # V: three cluster frames and the standard field
     db, _ = run_database(tmp_path / "out")
-    assert db.get_run(result["run_id"]).status == "succeeded"
+    assert db.get_run(result["run_id"]).status == result["status"] == "partial"
     failed = [p for p in db.products(result["run_id"]) if p.status == "failed"]
     assert [p.kind for p in failed] == ["master_flat"]
 

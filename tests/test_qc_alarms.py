@@ -78,6 +78,15 @@ def test_transparency_compares_the_same_stars_in_one_filter():
     (alarm,) = transparency_alarms(cloudy)
     assert alarm.code == "non_photometric" and alarm.subject == "C/p0 V"
     assert alarm.value == pytest.approx(0.2, abs=0.02)
+    # a standard field visited from airmass 1.2 to 2.3 in U on a clear night whose U extinction
+    # (0.62 mag/airmass) is not the nominal 0.50: no alarm; a 0.35 mag cloud there still is one
+    k_true = 0.62
+    field = [frame("u1", 30, k_true * 1.2, filt="U", x=1.2),
+             frame("u2", 30, k_true * 2.3, filt="U", x=2.3)]
+    assert transparency_alarms(field) == []
+    field.append(frame("u3", 30, k_true * 2.3 + 0.35, filt="U", x=2.3))
+    (alarm,) = transparency_alarms(field)
+    assert alarm.value == pytest.approx(0.35 + 0.12 * 1.1, abs=0.03)
     stacks = {"C/p0/V/long": {"qc": {"coverage_fraction": 0.9},
                               "frames": [{"path": f["name"], **f} for f in cloudy]}}
     codes = sorted(a.code for a in registration_alarms(stacks))

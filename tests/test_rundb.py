@@ -35,7 +35,7 @@ from tgpcore.rundb import (
 )
 
 TABLES = {"alarms", "runs", "frames", "plan_masters", "plan_entries", "products", "stage_events",
-          "qc_metrics", "cache_entries", "nights", "night_attempts"}
+          "qc_metrics", "cache_entries", "nights", "night_attempts", "product_lineage"}
 
 
 def _tables(url: str) -> set[str]:
@@ -64,7 +64,7 @@ def test_upgrade_from_empty_creates_tables(unmigrated_db_url: str) -> None:
     assert TABLES <= _tables(unmigrated_db_url)
     engine = open_db(unmigrated_db_url)  # idempotent: second upgrade is a no-op
     try:
-        assert current_revision(engine) == head_revision() == "0003"
+        assert current_revision(engine) == head_revision() == "0006"
     finally:
         engine.dispose()
 

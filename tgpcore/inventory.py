@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -370,7 +371,7 @@ def scan_night(root: str | Path, profile: str | Path | InstrumentProfile | None 
     Raises
     ------
     FileNotFoundError
-        If ``root`` is not a directory.
+        If ``root`` is not a directory, or holds no FITS file.
     """
     root = Path(root)
     if not root.is_dir():
@@ -378,8 +379,10 @@ def scan_night(root: str | Path, profile: str | Path | InstrumentProfile | None 
     prof = load_profile(profile) if isinstance(profile, str | Path) else profile
     overrides = (grouping if isinstance(grouping, GroupingOverrides)
                  else load_grouping_overrides(grouping))
-    records = [_classify(p, root, prof, overrides, checksum)
-               for p in list_night_files(root) if _is_candidate(p.relative_to(root))]
+    candidates = [p for p in list_night_files(root) if _is_candidate(p.relative_to(root))]
+    if not candidates:
+        raise FileNotFoundError(f"no FITS files in {root}")
+    records = [_classify(p, root, prof, overrides, checksum) for p in candidates]
     _group_pointings(records, float(prof.rules.get("pointing_tolerance_arcsec", 60.0))
                      if prof is not None else None)
     inv = Inventory(root=str(root.resolve()), records=records)
@@ -413,3 +416,12 @@ def format_inventory(inv: Inventory) -> str:
                  + f"; rejected: {counts['rejected']}")
     lines.extend(f"WARNING: {w}" for w in inv.warnings)
     return "\n".join(lines)
+
+
+def record_dict(records: Any, path: str) -> dict[str, Any]:
+    """One inventory record as a dict (``records``: an :class:`Inventory`, or a mapping of
+    raw path -> record or dict). Raises KeyError for an unknown path."""
+    if hasattr(records, "records"):
+        records = {r.path: r for r in records.records}
+    r = records[path]
+    return dict(r) if isinstance(r, Mapping) else asdict(r)

@@ -31,14 +31,21 @@ def _strip_wcs(header: fits.Header) -> None:
             header.remove(key, ignore_missing=True, remove_all=True)
 
 
-def write_wcs(path: str | Path, wcs_hdr: fits.Header, history: str) -> None:
-    """Replace the WCS of a FITS file's primary header (atomically; other HDUs kept)."""
+def write_wcs(path: str | Path, wcs_hdr: fits.Header | None, history: str,
+              dest: str | Path | None = None) -> None:
+    """Replace the WCS of a FITS file's primary header (atomically; other HDUs kept).
+
+    With ``dest`` the file is left as it is and the result written there (a solved stack is a
+    new product); ``wcs_hdr`` None then copies the file (its own WCS kept).
+    """
     with fits.open(path, memmap=False) as hdul:
         hdul = fits.HDUList([h.copy() for h in hdul])
-    _strip_wcs(hdul[0].header)
-    hdul[0].header.update(wcs_hdr)
-    provenance(hdul[0].header, "astrometry", history)
-    with atomic_path(path) as tmp:
+    if wcs_hdr is not None:
+        _strip_wcs(hdul[0].header)
+        hdul[0].header.update(wcs_hdr)
+        provenance(hdul[0].header, "astrometry", history)
+    Path(dest or path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest or path) as tmp:
         hdul.writeto(tmp)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -44,6 +45,10 @@ NO_SPACE_WORDS = ("no space left", "not enough space", "disk is full", "disk ful
 LOW_SPACE_BYTES = 1_000_000
 
 
+#: A short write without an errno (numpy's ``tofile``, as astropy writes FITS data).
+SHORT_WRITE = re.compile(r"\b\d+ requested and \d+ written\b")
+
+
 def is_disk_full(exc: BaseException, folder: str | os.PathLike | None = None) -> bool:
     """Whether an exception (of any kind) means the file system is out of space or quota.
 
@@ -59,6 +64,8 @@ def is_disk_full(exc: BaseException, folder: str | os.PathLike | None = None) ->
         if getattr(e, "errno", None) in NO_SPACE_ERRNOS:
             return True
         if any(w in str(e).lower() for w in NO_SPACE_WORDS):
+            return True
+        if SHORT_WRITE.search(str(e)):             # numpy's tofile on a full disk
             return True
         e = e.__cause__ or e.__context__
     if folder is not None:

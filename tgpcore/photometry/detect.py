@@ -116,8 +116,9 @@ def nearest_neighbour_px(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def measure_fwhm(data_sub: np.ndarray, stars: Table, guess_px: float,
                  mask: np.ndarray | None = None, n_max: int = 60,
                  isolation_px: float | None = None) -> tuple[float, int]:
-    """FWHM of the stack from bright, isolated stars (photutils ``fit_fwhm``, a circular
-    Gaussian fitted to each star; the median over stars).
+    """FWHM of the stack from bright, isolated stars (a circular pixel-integrated Gaussian
+    fitted to each star, all stars in one batch: :func:`~tgpcore.photometry.gaussfit.
+    fit_gaussian_fwhm`, photutils ``fit_fwhm``'s model; the median over stars).
 
     Parameters
     ----------
@@ -141,7 +142,7 @@ def measure_fwhm(data_sub: np.ndarray, stars: Table, guess_px: float,
     n_used : int
         Stars behind the value.
     """
-    from photutils.psf import fit_fwhm
+    from tgpcore.photometry.gaussfit import fit_gaussian_fwhm
 
     if len(stars) == 0:
         return float(guess_px), 0
@@ -153,11 +154,13 @@ def measure_fwhm(data_sub: np.ndarray, stars: Table, guess_px: float,
     y = np.asarray(stars["y"], float)
     ok = (nn > iso) & (x > half + 1) & (x < nx - half - 2) & (y > half + 1) & (y < ny - half - 2)
     ok &= np.asarray(stars["peak_snr"], float) > 20
-    if mask is not None:
-        ix, iy = np.rint(x).astype(int), np.rint(y).astype(int)
-        for k in np.flatnonzero(ok):
-            if mask[iy[k] - half:iy[k] + half + 1, ix[k] - half:ix[k] + half + 1].any():
-                ok[k] = False
+    if mask is not None and ok.any():
+        k = np.flatnonzero(ok)
+        ix, iy = np.rint(x[k]).astype(int), np.rint(y[k]).astype(int)
+        off = np.arange(-half, half + 1)
+        box = np.asarray(mask, bool)[iy[:, None, None] + off[None, :, None],
+                                     ix[:, None, None] + off[None, None, :]]
+        ok[k[box.any((1, 2))]] = False
     idx = np.flatnonzero(ok)[:n_max]
     if len(idx) == 0:
         return float(guess_px), 0
@@ -165,8 +168,7 @@ def measure_fwhm(data_sub: np.ndarray, stars: Table, guess_px: float,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            fw = np.asarray(fit_fwhm(data_sub, xypos=np.column_stack([x[idx], y[idx]]),
-                                     fit_shape=shape, fwhm=guess_px), float)
+            fw = fit_gaussian_fwhm(data_sub, x[idx], y[idx], shape, guess_px)
         except Exception:  # noqa: BLE001 - a failed fit keeps the guess
             return float(guess_px), 0
     fw = fw[np.isfinite(fw) & (fw > 0.5) & (fw < 5 * guess_px)]

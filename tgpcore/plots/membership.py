@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import gaussian_kde
+from scipy.ndimage import gaussian_filter
 
 from tgpcore.membership.finder import MembershipResult
 from tgpcore.membership.king import disc_fraction_norm, king_density
@@ -18,6 +18,23 @@ def _arrays(result: MembershipResult):
     m = result.members
     p = np.nan_to_num(np.asarray(m["p_member"], float), nan=0.0)
     return m, p, p > P_MEMBER
+
+
+def binned_kde(x: np.ndarray, y: np.ndarray, lim: tuple[float, float, float, float],
+               n: int = 120) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A Gaussian KDE of (x, y) on an n x n grid over ``lim``, with Scott's bandwidth per axis:
+    the points binned on the grid and the histogram smoothed (what ``scipy.stats.gaussian_kde``
+    gives on the grid, to the bin size, in milliseconds instead of seconds for 10^4 stars)."""
+    ex = np.linspace(lim[0], lim[1], n + 1)
+    ey = np.linspace(lim[2], lim[3], n + 1)
+    hist, _, _ = np.histogram2d(x, y, bins=(ex, ey))
+    bw = len(x) ** (-1.0 / 6.0)                     # Scott's factor in two dimensions
+    sig = (bw * np.std(x) / (ex[1] - ex[0]), bw * np.std(y) / (ey[1] - ey[0]))
+    dens = gaussian_filter(hist, sig, mode="constant")
+    dens /= max(dens.sum() * (ex[1] - ex[0]) * (ey[1] - ey[0]), 1e-300)
+    cx, cy = 0.5 * (ex[1:] + ex[:-1]), 0.5 * (ey[1:] + ey[:-1])
+    gx, gy = np.meshgrid(cx, cy)
+    return gx, gy, dens.T
 
 
 def plot_proper_motions(result: MembershipResult, path: str | Path) -> Path:
@@ -46,9 +63,7 @@ def plot_proper_motions(result: MembershipResult, path: str | Path) -> Path:
     sc = ax.scatter(x[box & mem, 0], x[box & mem, 1], s=5, c=p[box & mem], cmap="viridis",
                     vmin=P_MEMBER, vmax=1.0, lw=0, label=f"p > {P_MEMBER}")
     if box.sum() > 10:
-        kde = gaussian_kde(x[box, :2].T)
-        gx, gy = np.meshgrid(np.linspace(lim[0], lim[1], 120), np.linspace(lim[2], lim[3], 120))
-        dens = kde(np.vstack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
+        gx, gy, dens = binned_kde(x[box, 0], x[box, 1], lim)
         levels = np.unique(np.quantile(dens, [0.6, 0.8, 0.9, 0.97, 0.995]))
         if len(levels) >= 2:     # a concentrated sample (members only) can tie its quantiles
             ax.contour(gx, gy, dens, levels=levels, colors="k", linewidths=0.7)
@@ -155,12 +170,19 @@ def plot_cmd(result: MembershipResult, path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
+def membership_figure_paths(result: MembershipResult, out_dir: str | Path) -> dict[str, Path]:
+    """The figures :func:`membership_figures` writes for ``result``, by name."""
+    out = Path(out_dir)
+    names = {"sky": "members_sky.png", "cmd": "members_cmd.png",
+             "proper_motions": "members_pm.png"}
+    if result.status == "ok":
+        names["radial_profile"] = "members_radial.png"
+    return {k: out / v for k, v in names.items()}
+
+
 def membership_figures(result: MembershipResult, out_dir: str | Path) -> dict[str, Path]:
     """Write every membership figure that applies into ``out_dir``; return their paths."""
-    out = Path(out_dir)
-    paths = {"sky": plot_sky(result, out / "members_sky.png"),
-             "cmd": plot_cmd(result, out / "members_cmd.png"),
-             "proper_motions": plot_proper_motions(result, out / "members_pm.png")}
-    if result.status == "ok":
-        paths["radial_profile"] = plot_radial_profile(result, out / "members_radial.png")
-    return paths
+    draw = {"sky": plot_sky, "cmd": plot_cmd, "proper_motions": plot_proper_motions,
+            "radial_profile": plot_radial_profile}
+    paths = membership_figure_paths(result, out_dir)
+    return {k: draw[k](result, p) for k, p in paths.items()}

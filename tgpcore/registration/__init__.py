@@ -11,13 +11,20 @@ from tgpcore.registration.products import (
     prepare_reference,
     refine_xcorr_alignments,
 )
-from tgpcore.registration.stack import StackMember, StackResult, read_exposure_map, stack_frames
+from tgpcore.registration.stack import (
+    StackMember,
+    StackResult,
+    TargetGrid,
+    read_exposure_map,
+    stack_frames,
+)
 from tgpcore.registration.stars import detect_stars, estimate_fwhm
 
 __all__ = [
     "Alignment",
     "StackMember",
     "StackResult",
+    "TargetGrid",
     "align_frame",
     "align_to_reference",
     "detect_stars",

@@ -111,7 +111,9 @@ def prepare_reference(paths: list[str], fwhm_px: float | None = None) -> dict[st
     -------
     dict
         ``path``, ``shape`` (ny, nx), ``stars`` (x, y, flux lists), ``n_stars``, and
-        ``fwhm_px`` with ``fwhm_source`` ('given', 'measured' or 'nominal (...)').
+        ``fwhm_px`` with ``fwhm_source`` ('given', 'measured' or 'nominal (...)'), and
+        ``frame_stars``: every frame's stars (path -> x, y, flux), found once here with
+        that FWHM and reused by :func:`align_to_reference` (one detection pass per frame).
     """
     if not paths:
         raise ValueError("no frames to choose a reference from")
@@ -127,15 +129,18 @@ def prepare_reference(paths: list[str], fwhm_px: float | None = None) -> dict[st
         else:
             fwhm_px, source = float(measured), "measured"
     best = None
+    frame_stars = {}
     for p in sorted(paths):
         ccd = read_ccd(p)
         stars = find_stars(ccd.data, detection_mask(p, ccd), fwhm_px=fwhm_px)
+        frame_stars[p] = _stars_payload(stars)
         key = (len(stars), float(ccd.header.get("EXPTIME", 0.0)))
         if best is None or key > best[0]:
             best = (key, p, ccd.shape, stars)
     _, path, shape, stars = best
     return {"path": path, "shape": [int(s) for s in shape], "stars": _stars_payload(stars),
-            "n_stars": len(stars), "fwhm_px": float(fwhm_px), "fwhm_source": source}
+            "n_stars": len(stars), "fwhm_px": float(fwhm_px), "fwhm_source": source,
+            "frame_stars": frame_stars}
 
 
 def align_to_reference(path: str, reference: dict[str, Any], fwhm_px: float | None = None,
@@ -169,7 +174,11 @@ def align_to_reference(path: str, reference: dict[str, Any], fwhm_px: float | No
         ccd = read_ccd(path)
         ref = read_ccd(reference["path"])
         ref_stars = Table({k: np.asarray(v, float) for k, v in reference["stars"].items()})
-        stars = find_stars(ccd.data, detection_mask(path, ccd), fwhm_px=fwhm_px)
+        known = (reference.get("frame_stars") or {}).get(path)
+        if known is not None and float(fwhm_px) == float(reference.get("fwhm_px") or -1):
+            stars = Table({k: np.asarray(known[k], float) for k in ("x", "y", "flux")})
+        else:
+            stars = find_stars(ccd.data, detection_mask(path, ccd), fwhm_px=fwhm_px)
         res = align_frame(ccd.data, ccd.mask, ref_stars, ref.data, ref.mask, stars=stars,
                           fwhm_px=fwhm_px, max_residual_px=max_residual_px)
         if res.status == "ok":

@@ -45,6 +45,26 @@ class StackMember:
 
 
 @dataclass
+class TargetGrid:
+    """A grid to stack onto other than the reference frame's: its ``shape`` (ny, nx), the
+    ``matrix`` taking reference pixels to its pixels (3x3, affine), and optionally the
+    ``wcs_header`` cards of the grid (written into the stack's header).
+
+    Each frame is then resampled once, through its own transform composed with ``matrix``,
+    straight onto this grid (e.g. a mosaic's), instead of onto the reference grid first.
+    """
+
+    shape: tuple[int, int]
+    matrix: Any = field(default_factory=lambda: np.eye(3).tolist())
+    wcs_header: fits.Header | None = None
+
+    def compose(self, member: StackMember) -> StackMember:
+        """``member`` with its transform going straight onto this grid."""
+        m = np.asarray(self.matrix, float) @ np.asarray(member.matrix, float)
+        return StackMember(member.path, m.tolist(), member.exptime_s, member.flux_scale)
+
+
+@dataclass
 class StackResult:
     """What :func:`stack_frames` produced."""
 
@@ -319,7 +339,8 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
                  sigma: float = 5.0, rel_tol: float = 0.1, max_iters: int = 3,
                  weighting: str = "frame", mem_budget_mb: float = 256.0,
                  header: fits.Header | None = None, scratch_dir: str | Path | None = None,
-                 label: str = "", n_threads: int = 2) -> StackResult:
+                 label: str = "", n_threads: int = 2,
+                 target: TargetGrid | None = None) -> StackResult:
     """Stack calibrated frames onto the reference grid, in e-/s.
 
     Parameters
@@ -347,6 +368,9 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
     n_threads : int
         Row blocks combined in parallel (numpy releases the GIL); the memory budget is
         shared between them.
+    target : TargetGrid, optional
+        Stack onto this grid instead (``shape`` is then ignored): every frame is resampled
+        once, straight onto it.
 
     Returns
     -------
@@ -356,6 +380,9 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
         raise ValueError("no frames to stack")
     if weighting not in ("frame", "pixel"):
         raise ValueError(f"weighting must be 'frame' or 'pixel', not {weighting!r}")
+    if target is not None:
+        members = [target.compose(m) for m in members]
+        shape = tuple(int(v) for v in target.shape)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     ny, nx = shape
@@ -408,6 +435,13 @@ def stack_frames(members: list[StackMember], shape: tuple[int, int], out_path: s
     nocov = expmap <= 0
     saturated = saturated_in_any(members, shape) & ~nocov
     hdr = fits.Header(header if header is not None else first_header)
+    if target is not None and target.wcs_header is not None:
+        for key in list(hdr.keys()):
+            if key.startswith(("CTYPE", "CRVAL", "CRPIX", "CD1_", "CD2_", "PC1_", "PC2_",
+                               "CDELT", "A_", "B_", "AP_", "BP_", "CUNIT", "LONPOLE",
+                               "LATPOLE", "WCSAXES")):
+                hdr.remove(key, ignore_missing=True, remove_all=True)
+        hdr.update(target.wcs_header)
     total = float(t.sum())
     hdr["EXPTIME"] = (1.0, "data are a rate: e-/s")
     hdr["TOTEXPT"] = (total, "[s] sum of the stacked exposure times")

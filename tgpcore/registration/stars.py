@@ -88,34 +88,50 @@ def windowed_centroids(data: np.ndarray, bad: np.ndarray, x: np.ndarray, y: np.n
     sig = fwhm_px / 2.3548
     half = int(np.ceil(3 * sig)) + 1
     ny, nx = data.shape
-    xo, yo = x.astype(float).copy(), y.astype(float).copy()
-    clean = np.ones(len(x), bool)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    xo, yo = x.copy(), y.copy()
+    n = len(x)
+    clean = np.ones(n, bool)
+    near_bad = np.zeros(n, bool)  # a masked pixel within 1.5 FWHM at the last iteration
+    active = np.ones(n, bool)
     yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
-    for k in range(len(x)):
+    r2_core = (1.5 * fwhm_px) ** 2
+    # all stars at once; each leaves the iteration as the one-star loop would have
+    for _ in range(n_iter):
+        k = np.flatnonzero(active)
+        if len(k) == 0:
+            break
         cx, cy = xo[k], yo[k]
-        for _ in range(n_iter):
-            ix, iy = int(round(cx)), int(round(cy))
-            if ix - half < 0 or iy - half < 0 or ix + half >= nx or iy + half >= ny:
-                clean[k] = False
-                break
-            stamp = data[iy - half:iy + half + 1, ix - half:ix + half + 1]
-            sbad = bad[iy - half:iy + half + 1, ix - half:ix + half + 1]
-            dx, dy = xx + ix - cx, yy + iy - cy
-            w = np.exp(-0.5 * (dx**2 + dy**2) / sig**2) * ~sbad
-            norm = np.sum(w * stamp)
-            if norm <= 0:
-                clean[k] = False
-                break
-            sx, sy = 2 * np.sum(w * stamp * dx) / norm, 2 * np.sum(w * stamp * dy) / norm
-            cx, cy = cx + sx, cy + sy
-            if abs(cx - x[k]) > fwhm_px or abs(cy - y[k]) > fwhm_px:
-                clean[k] = False
-                break
-            if sx * sx + sy * sy < 1e-8:
-                break
-        if clean[k] and np.any(sbad & (dx**2 + dy**2 < (1.5 * fwhm_px) ** 2)):
-            clean[k] = False
-        xo[k], yo[k] = cx, cy
+        ix, iy = np.rint(cx).astype(np.intp), np.rint(cy).astype(np.intp)
+        out = (ix - half < 0) | (iy - half < 0) | (ix + half >= nx) | (iy + half >= ny)
+        clean[k[out]] = False
+        active[k[out]] = False
+        k, cx, cy, ix, iy = k[~out], cx[~out], cy[~out], ix[~out], iy[~out]
+        if len(k) == 0:
+            break
+        gy = iy[:, None, None] + yy[None]
+        gx = ix[:, None, None] + xx[None]
+        stamp = data[gy, gx]
+        sbad = bad[gy, gx]
+        dx = gx - cx[:, None, None]
+        dy = gy - cy[:, None, None]
+        w = np.exp(-0.5 * (dx**2 + dy**2) / sig**2) * ~sbad
+        ws = w * stamp
+        norm = ws.sum((1, 2))
+        near_bad[k] = (sbad & (dx**2 + dy**2 < r2_core)).any((1, 2))
+        fail = ~(norm > 0)
+        clean[k[fail]] = False
+        active[k[fail]] = False
+        ok = ~fail
+        k, cx, cy, norm = k[ok], cx[ok], cy[ok], norm[ok]
+        sx = 2 * (ws[ok] * dx[ok]).sum((1, 2)) / norm
+        sy = 2 * (ws[ok] * dy[ok]).sum((1, 2)) / norm
+        xo[k], yo[k] = cx + sx, cy + sy
+        far = (np.abs(xo[k] - x[k]) > fwhm_px) | (np.abs(yo[k] - y[k]) > fwhm_px)
+        clean[k[far]] = False
+        active[k[far]] = False
+        active[k[~far & (sx * sx + sy * sy < 1e-8)]] = False
+    clean &= ~near_bad
     return xo, yo, clean
 
 
@@ -148,7 +164,6 @@ def estimate_fwhm(data: np.ndarray, mask: np.ndarray | None = None, n_max: int =
         Sources behind the value.
     """
     from photutils.background import Background2D
-    from photutils.psf import fit_fwhm
     from scipy.ndimage import gaussian_filter, maximum_filter
 
     data = np.asarray(data, dtype=float)
@@ -207,11 +222,28 @@ def estimate_fwhm(data: np.ndarray, mask: np.ndarray | None = None, n_max: int =
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            fw = np.asarray(fit_fwhm(z, xypos=np.column_stack([xs, ys]), fit_shape=2 * half + 1,
-                                     fwhm=guess), float)
+            fw = _fit_fwhm(z, xs, ys, 2 * half + 1, guess)
         except Exception:  # noqa: BLE001 - a failed fit keeps the scale-space guess
             return guess, len(ys)
     fw = fw[np.isfinite(fw) & (fw > 0.5) & (fw < 4 * guess)]
     if len(fw) == 0:
         return guess, len(ys)
     return float(np.median(fw)), int(len(fw))
+
+
+def _fit_fwhm(z: np.ndarray, x: np.ndarray, y: np.ndarray, fit_shape: int, guess: float
+              ) -> np.ndarray:
+    """photutils ``fit_fwhm``'s Gaussian fitted to all stars in one batch
+    (:func:`tgpcore.photometry.gaussfit.fit_gaussian_fwhm`); photutils itself when a box
+    reaches off the image (it trims such boxes)."""
+    from tgpcore.photometry.gaussfit import fit_gaussian_fwhm
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    x0, y0 = np.ceil(x - fit_shape / 2.0), np.ceil(y - fit_shape / 2.0)
+    if ((x0 >= 0) & (y0 >= 0) & (x0 + fit_shape <= z.shape[1])
+            & (y0 + fit_shape <= z.shape[0])).all():
+        return fit_gaussian_fwhm(z, x, y, fit_shape, guess)
+    from photutils.psf import fit_fwhm
+
+    return np.asarray(fit_fwhm(z, xypos=np.column_stack([x, y]), fit_shape=fit_shape,
+                               fwhm=guess), float)

@@ -15,13 +15,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from tgpcore.report.model import Figure, Report, Section, Table
 from tgpcore.report.thumbnails import fits_thumbnail
-from tgpcore.rundb.engine import session_scope
-from tgpcore.rundb.models import Frame, Product, QCMetric
+from tgpcore.rundb.models import Product
 from tgpcore.rundb.repository import RunDB
 
 # Which stage's products each section shows.
@@ -125,7 +123,8 @@ class _Gatherer:
             return "unknown"
         if self.run.status == "running" and self.current_stage:
             others = [st for name, (st, _) in self.status.items() if name != self.current_stage]
-            return "partial" if {"failed", "not_built"} & set(others) else "succeeded"
+            return ("partial" if {"failed", "partial", "skipped", "not_built"} & set(others)
+                    else "succeeded")
         return self.run.status
 
     # stage states -----------------------------------------------------------------------
@@ -170,14 +169,7 @@ class _Gatherer:
         """QC figures of this run's products (not per-frame ones), by product id."""
         if self.db is None or self.run is None:
             return {}
-        out: dict[int, dict[str, float | None]] = {}
-        stmt = (select(QCMetric.product_id, QCMetric.key, QCMetric.value)
-                .where(QCMetric.run_id == self.run_id, QCMetric.product_id.is_not(None),
-                       QCMetric.frame_id.is_(None)).order_by(QCMetric.key))
-        with session_scope(self.db.engine) as s:
-            for pid, key, value in s.execute(stmt):
-                out.setdefault(pid, {})[key] = value
-        return out
+        return self.db.product_qc(self.run_id)
 
     def _products(self, kinds: Iterable[str]) -> list[Product]:
         kinds = set(kinds)
@@ -291,20 +283,13 @@ class _Gatherer:
         sec = self._section("frame-qc", "Per-frame QC")
         if self.db is None or self.run is None:
             return sec
-        stmt = (select(Frame.path, Frame.kind, Frame.filter, Frame.exptime_s, Frame.airmass,
-                       Frame.status, QCMetric.key, QCMetric.value)
-                .join(QCMetric, QCMetric.frame_id == Frame.id)
-                .where(QCMetric.run_id == self.run_id).order_by(Frame.path, QCMetric.key))
         per_frame: dict[str, dict[str, Any]] = {}
         keys: list[str] = []
-        with session_scope(self.db.engine) as s:
-            for path, kind, filt, exptime, airmass, status, key, value in s.execute(stmt):
-                row = per_frame.setdefault(path, {"file": Path(path).name, "kind": kind,
-                                                  "filter": filt, "exptime_s": exptime,
-                                                  "airmass": airmass, "status": status})
-                row[key] = value
-                if key not in keys:
-                    keys.append(key)
+        for f, figures in self.db.frame_qc(self.run_id):
+            per_frame[f.path] = {"file": Path(f.path).name, "kind": f.kind, "filter": f.filter,
+                                 "exptime_s": f.exptime_s, "airmass": f.airmass,
+                                 "status": f.status, **figures}
+            keys += [k for k in figures if k not in keys]
         if not per_frame:
             sec.notes.append(self.stage_note("calibrate") or "No per-frame QC was recorded.")
             return sec

@@ -30,6 +30,7 @@ from tgpcore.rundb.models import (
     PlanEntry,
     PlanMaster,
     Product,
+    ProductLineage,
     QCMetric,
     Run,
     StageEvent,
@@ -38,7 +39,7 @@ from tgpcore.rundb.repository import RunDB
 
 __all__ = [
     "DEFAULT_DB_NAME", "ENV_VAR", "Base", "CacheEntry", "Frame", "Night", "NightAttempt", "PlanEntry",
-    "PlanMaster", "Product", "QCMetric", "Run", "RunDB", "StageEvent", "alembic_config",
+    "PlanMaster", "Product", "ProductLineage", "QCMetric", "Run", "RunDB", "StageEvent", "alembic_config",
     "current_revision", "downgrade", "head_revision", "make_engine", "open_db",
     "resolve_database_url", "session_scope", "upgrade",
 ]

@@ -1,7 +1,7 @@
 """SQLAlchemy models of the run database.
 
 One row per run, per inventoried frame, per calibration-plan master and entry, per product,
-per stage event and per QC figure; plus a cache of network answers, the list of nights a
+per stage event and per QC figure; the parent -> child edges between products; plus a cache of network answers, the list of nights a
 scheduled deployment has processed and its attempts at each. The schema itself is created by the Alembic migrations
 in ``tgpcore/rundb/migrations``; keep both in step (``alembic revision --autogenerate``).
 """
@@ -30,13 +30,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tgpcore.rundb.coltypes import UTCDateTime, utcnow
 
-RUN_STATUSES = ("running", "succeeded", "failed", "partial")
+RUN_STATUSES = ("running", "succeeded", "failed", "partial", "abandoned")
 FRAME_KINDS = ("bias", "dark", "flat", "science", "standard", "unknown")
 FRAME_STATUSES = ("accepted", "rejected")
 MASTER_KINDS = ("bias", "dark", "flat")
 PLAN_STATUSES = ("ok", "refused")
 PRODUCT_STATUSES = ("ok", "failed")
-STAGE_STATUSES = ("running", "succeeded", "failed", "skipped", "not_built")
+STAGE_STATUSES = ("running", "succeeded", "partial", "failed", "skipped", "not_built")
 NIGHT_STATUSES = ("done", "failed", "running")
 ALARM_LEVELS = ("warning", "error")
 
@@ -87,6 +87,9 @@ class Run(Base):
     params: Mapped[dict[str, Any] | None]
     software_version: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str | None] = mapped_column(Text)
+    heartbeat_at: Mapped[dt.datetime | None]
+    pid: Mapped[int | None]
+    host: Mapped[str | None] = mapped_column(String(255))
 
 
 class Frame(Base):
@@ -178,13 +181,29 @@ class Product(Base):
     kind: Mapped[str] = mapped_column(String(64))
     key: Mapped[str] = mapped_column(String(255), index=True)
     path: Mapped[str | None] = mapped_column(Text)
-    checksum: Mapped[str | None] = mapped_column(String(64))
+    checksum: Mapped[str | None] = mapped_column(String(64), index=True)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     input_checksums: Mapped[dict[str, Any] | None]
     params: Mapped[dict[str, Any] | None]
     software_version: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default="ok")
+
+
+class ProductLineage(Base):
+    """One edge of the product graph: ``child`` was made from ``parent`` (in run ``run_id``).
+
+    Recorded with the child (:meth:`tgpcore.rundb.products.ProductStore.record_product`);
+    a child recorded again gets its parents anew.
+    """
+
+    __tablename__ = "product_lineage"
+    __table_args__ = (UniqueConstraint("parent_id", "child_id"), Index(None, "child_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    parent_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    child_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
 
 
 class StageEvent(Base):

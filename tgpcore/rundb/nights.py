@@ -14,13 +14,17 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text
 
 from tgpcore.rundb.coltypes import utcnow
 from tgpcore.rundb.engine import session_scope
-from tgpcore.rundb.models import Night, NightAttempt
-from tgpcore.rundb.repository import RunDB
+from tgpcore.rundb.models import NIGHT_STATUSES, Night, NightAttempt
+from tgpcore.rundb.store import Store, check, upsert
+
+if TYPE_CHECKING:
+    from tgpcore.rundb.repository import RunDB
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz")
 
@@ -110,7 +114,7 @@ def _lock(session, path: str) -> None:
                         {"name": f"tgp-night:{path}"})
 
 
-def claim_night(db: RunDB, path: str | os.PathLike, worker: str | None = None,
+def claim_night(db: RunDB | NightStore, path: str | os.PathLike, worker: str | None = None,
                 retry_failed: bool = True, max_attempts: int = 3,
                 stale_after_s: float = 12 * 3600.0) -> Claim | None:
     """Claim a night for processing, or return None if it must not be processed now.
@@ -173,7 +177,7 @@ def claim_night(db: RunDB, path: str | os.PathLike, worker: str | None = None,
         return Claim(night_id=night.id, attempt_id=attempt.id, path=path, attempt=attempts + 1)
 
 
-def finish_night(db: RunDB, claim: Claim, status: str, run_id: str | None = None,
+def finish_night(db: RunDB | NightStore, claim: Claim, status: str, run_id: str | None = None,
                  message: str | None = None) -> None:
     """Record how a claimed night's attempt ended (``'done'`` or ``'failed'``).
 
@@ -204,9 +208,43 @@ def finish_night(db: RunDB, claim: Claim, status: str, run_id: str | None = None
         attempt.run_id = run_id
 
 
-def night_attempts(db: RunDB, path: str | os.PathLike) -> list[NightAttempt]:
+def night_attempts(db: RunDB | NightStore, path: str | os.PathLike) -> list[NightAttempt]:
     """The attempts at a night, oldest first (detached objects)."""
     with session_scope(db.engine) as s:
         return list(s.scalars(select(NightAttempt).join(Night, Night.id == NightAttempt.night_id)
                               .where(Night.path == os.fspath(path))
                               .order_by(NightAttempt.id)))
+
+
+class NightStore(Store):
+    """Night folders a scheduled deployment has seen, and its attempts at each."""
+
+    def night_status(self, path: str | os.PathLike) -> str | None:
+        """Return the recorded status of a night directory, or ``None`` if never seen."""
+        with self._session() as s:
+            return s.scalar(select(Night.status).where(Night.path == os.fspath(path)))
+
+    def mark_night(self, path: str | os.PathLike, status: str, run_id: str | None = None) -> None:
+        """Record a night's status (``'done'``, ``'failed'`` or ``'running'``); idempotent.
+
+        ``run_id=None`` keeps the run recorded earlier for that night, if any.
+        """
+        check(status, NIGHT_STATUSES, "night status")
+        row = {"path": os.fspath(path), "status": status, "processed_at": utcnow()}
+        if run_id is not None:
+            row["run_id"] = run_id
+        with self._session() as s:
+            upsert(s, Night, [row], ("path",))
+
+    def claim_night(self, path: str | os.PathLike, **kwargs: Any) -> Claim | None:
+        """:func:`claim_night` on this database."""
+        return claim_night(self, path, **kwargs)
+
+    def finish_night(self, claim: Claim, status: str, run_id: str | None = None,
+                     message: str | None = None) -> None:
+        """:func:`finish_night` on this database."""
+        finish_night(self, claim, status, run_id=run_id, message=message)
+
+    def night_attempts(self, path: str | os.PathLike) -> list[NightAttempt]:
+        """:func:`night_attempts` on this database."""
+        return night_attempts(self, path)
