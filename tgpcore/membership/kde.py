@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.spatial import cKDTree
+from sklearn.neighbors import KernelDensity
 
 #: Inner radii tried, as fractions of the cone radius.
 INNER_FRACTIONS: tuple[float, ...] = (0.15, 0.25, 0.35, 0.5)
@@ -74,13 +75,18 @@ def _significance(n_in: np.ndarray, n_out: np.ndarray, s: float) -> np.ndarray:
     return (n_in - s * n_out) / np.sqrt(n_in + s * s * n_out + 1.0)
 
 
-def _kde2(points: np.ndarray, grid: np.ndarray, h: float) -> np.ndarray:
-    d2 = ((grid[:, None, :] - points[None, :, :]) ** 2).sum(-1)
-    return np.exp(-0.5 * d2 / h**2).sum(1)
-
-
-def _kde1(points: np.ndarray, grid: np.ndarray, h: float) -> np.ndarray:
-    return np.exp(-0.5 * ((grid[:, None] - points[None, :]) / h) ** 2).sum(1)
+def _kernel_sum(points: np.ndarray, grid: np.ndarray, h: float) -> np.ndarray:
+    """``sum_j exp(-|grid_i - points_j|^2 / (2 h^2))`` at every grid position: scikit-learn's
+    Gaussian :class:`~sklearn.neighbors.KernelDensity` (bandwidth ``h``), without its
+    normalisation (so that an inner and a scaled outer sample can be subtracted)."""
+    points, grid = np.asarray(points, float), np.asarray(grid, float)
+    if points.ndim == 1:                       # 1-D values: one column
+        points, grid = points[:, None], grid[:, None]
+    if not len(points):
+        return np.zeros(len(grid))
+    d = points.shape[1]
+    log_dens = KernelDensity(kernel="gaussian", bandwidth=h).fit(points).score_samples(grid)
+    return np.exp(log_dens) * (len(points) * (2.0 * np.pi * h * h) ** (d / 2))
 
 
 def detect_cluster(pm: np.ndarray, parallax: np.ndarray, parallax_error: np.ndarray,
@@ -146,7 +152,7 @@ def detect_cluster(pm: np.ndarray, parallax: np.ndarray, parallax_error: np.ndar
     g1 = np.linspace(-2.0 * h, 2.0 * h, 41)
     grid = np.stack(np.meshgrid(seed[0] + g1, seed[1] + g1), -1).reshape(-1, 2)
     near = np.abs(pm - seed).max(1) < 6.0 * h
-    dens = _kde2(pm[inner & near], grid, h) - s * _kde2(pm[~inner & near], grid, h)
+    dens = _kernel_sum(pm[inner & near], grid, h) - s * _kernel_sum(pm[~inner & near], grid, h)
     c_pm = grid[int(np.argmax(dens))]
     # parallax: 1-D KDE difference for stars within 1.5 h of the proper-motion peak
     sel = np.hypot(*(pm - c_pm).T) < 1.5 * h
@@ -154,7 +160,7 @@ def detect_cluster(pm: np.ndarray, parallax: np.ndarray, parallax_error: np.ndar
     hp = float(max(0.02, np.median(parallax_error[sel & inner]) if (sel & inner).any() else 0.1))
     lo, hi = np.percentile(parallax[sel], [1, 99]) if sel.sum() > 2 else (-1.0, 5.0)
     pgrid = np.linspace(lo - hp, hi + hp, 800)
-    pdens = _kde1(plx_in, pgrid, hp) - s * _kde1(plx_out, pgrid, hp)
+    pdens = _kernel_sum(plx_in, pgrid, hp) - s * _kernel_sum(plx_out, pgrid, hp)
     return KDEDetection(pmra_masyr=float(c_pm[0]), pmdec_masyr=float(c_pm[1]),
                         parallax_mas=float(pgrid[int(np.argmax(pdens))]), bandwidth_masyr=h,
                         parallax_bandwidth_mas=hp, inner_radius_arcmin=r_in,
