@@ -38,6 +38,7 @@ from tgpcore.calibration.schedule import (
 from tgpcore.inventory import FrameRecord, Inventory
 from tgpcore.io.fits import read_flags
 from tgpcore.qc import frame_figures, night_calibration_alarms
+from tgpcore.qc.failures import is_environmental
 
 CALIBRATION_PARAMS_VERSION = 2  # 2: noise measured before rejection, QC cards, pickup-aware
 # cosmic rays
@@ -90,7 +91,7 @@ def run_calibrate_stage(session: RunSession, params: CalibrateParams, inv: Inven
         _calibration_report(session, run)
         counts.total = len(plan.entries)
         counts.done = len(run.out.calibrated)
-        counts.failed = len(run.out.rejected)
+        counts.failed = len(run.out.rejected) + len(run.lost)
         counts.reused = sum(1 for p in run.out.calibrated if p in run.reused_frames)
         counts.extra.update({"masters": len(run.out.masters),
                              "masters_failed": len(run.sched.reasons)})
@@ -114,6 +115,7 @@ class _CalibrationRun:
         self.building: dict[Any, tuple[Any, Item, str]] = {}  # future -> (spec, item, key)
         self.todo: list[tuple[Any, Item, str, Any]] = []
         self.reused_frames: set[str] = set()
+        self.lost: dict[str, str] = {}  # raw path -> environmental failure
         self.rows: list[dict[str, Any]] = []
 
     def start(self) -> None:
@@ -151,7 +153,8 @@ class _CalibrationRun:
 
     def _start_frames(self) -> None:
         ready, lost = self.sched.ready_frames()
-        self.out.rejected.update(lost)
+        for path, why in lost.items():  # a frame is rejected for its data, not the disk
+            (self.lost if is_environmental(why) else self.out.rejected)[path] = why
         for e in ready:
             keys = frame_masters(e)
             inputs = {"frame": self.recs[e.path].sha256,
@@ -179,6 +182,9 @@ class _CalibrationRun:
         res, reason = collect(fut)
         if reason is not None:
             self.sched.failed(spec.key, reason)
+            if is_environmental(reason):
+                self.runner.counts.environmental.append(reason)
+                self.runner.counts.message = self.runner.counts.message or reason
             get_run_logger().error("master %s failed: %s", spec.key, reason)
             self.runner.record(item, key, None, failed=True)
             return
@@ -198,6 +204,10 @@ class _CalibrationRun:
             res, reason = collect(fut)
             if reason is None and res["status"] != "ok":
                 reason = res["reason"]
+            if reason is not None and is_environmental(reason):
+                self.runner.counts.lost(reason)  # the frame is fine: not rejected
+                self.lost[e.path] = reason
+                continue
             if reason is not None:
                 self.out.rejected[e.path] = reason
                 continue
