@@ -26,6 +26,7 @@ from typing import Any
 from tgpcore import __version__
 from tgpcore.io.atomic import atomic_path
 from tgpcore.io.checksum import product_key
+from tgpcore.qc.failures import is_environmental
 
 SUCCEEDED, PARTIAL, FAILED, SKIPPED = "succeeded", "partial", "failed", "skipped"
 IDLE = "idle"  # a stage with nothing to do in the range run (its inputs were not asked for)
@@ -76,11 +77,23 @@ class StageCounts:
     extra: dict[str, Any] = field(default_factory=dict)
     message: str | None = None
     status_override: str | None = None
+    environmental: list[str] = field(default_factory=list)  # items lost to disk, network...
 
     @property
     def status(self) -> str:
-        """Computed from the counts (a stage may mark itself failed with a reason)."""
+        """Computed from the counts (a stage may mark itself failed with a reason). An item
+        lost to the environment (a full disk, a service down) fails the stage: the run is to
+        be tried again, not taken as the data's answer."""
+        if self.environmental:
+            return FAILED
         return self.status_override or stage_status(self.total, self.done, self.failed)
+
+    def lost(self, reason: str) -> None:
+        """Count one item lost, noting whether the environment lost it."""
+        self.failed += 1
+        if is_environmental(reason):
+            self.environmental.append(reason)
+            self.message = self.message or reason
 
     def line(self) -> str:
         """The console's progress line of the stage."""
@@ -250,7 +263,7 @@ class StageRunner:
             reason = str(result.get("reason") or result.get("status"))
         if reason is not None:
             self.record(item, key, None, failed=True)
-            self.counts.failed += 1
+            self.counts.lost(reason)
             return Done(item, key, dict(result) if isinstance(result, Mapping) else None,
                         reason=reason)
         result = dict(result)

@@ -114,7 +114,7 @@ def _no_run_running(db) -> None:
     assert not [r.id for r in db.list_runs(100) if r.status == "running"]
 
 
-@pytest.mark.parametrize("where,mb", [("calibrate", 8), ("register", 20), ("mosaic", 28)])
+@pytest.mark.parametrize("where,mb", [("calibrate", 8), ("register", 20), ("mosaic", 37)])
 def test_output_disk_full(night, tmp_path, tmpfs, where, mb):
     out = tmpfs("out", mb)
     db_url = f"sqlite:///{tmp_path / 'runs.sqlite'}"

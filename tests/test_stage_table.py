@@ -77,3 +77,13 @@ def test_tgpcore_never_imports_prefect_flows_or_tasks():
             bad += [f"{path.relative_to(root)}: {n}" for n in names
                     if n.split(".")[0] in ("prefect", "prefect_dask", "flows", "tasks")]
     assert not bad, bad
+
+
+def test_an_item_lost_to_the_environment_fails_the_stage():
+    """A full disk is no answer of the data: the stage is failed (the night is worth another
+    try), even when other items were made; a data failure only makes it partial."""
+    c = StageCounts("register", "stacks", total=3, done=2)
+    c.lost("ValueError: too few stars to align")
+    assert c.status == "partial" and c.failed == 1 and not c.environmental
+    c.lost("DiskFullError: no space left while writing /out/r/stacks/a.fits")
+    assert c.status == "failed" and c.failed == 2 and "DiskFullError" in c.message
