@@ -129,7 +129,7 @@ def test_output_disk_full(night, tmp_path, tmpfs, where, mb):
     assert run.status in ("failed", "partial"), run.status
     assert "disk" in text.lower() or "space" in text.lower(), text[-3000:]
     events = {e.stage: e.status for e in db.stage_events(run.id)}
-    assert events.get(where) == "failed", events
+    assert events.get(where) in ("failed", "partial"), events
     _no_rejected_frames(db, run.id)
     _no_leftovers(out)
     _no_run_running(db)
