@@ -61,7 +61,10 @@ class CalibrationOutcome:
 
     masters: dict[str, str] = field(default_factory=dict)
     calibrated: dict[str, str] = field(default_factory=dict)  # raw path -> calibrated path
-    rejected: dict[str, str] = field(default_factory=dict)  # raw path -> reason
+    rejected: dict[str, str] = field(default_factory=dict)  # raw path -> reason (the data)
+    # raw path -> reason: the task failed (a full disk, a crash) or a master it needs failed;
+    # the frame itself is not at fault and is not marked rejected
+    failed: dict[str, str] = field(default_factory=dict)
     reused: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,7 +94,7 @@ def run_calibrate_stage(session: RunSession, params: CalibrateParams, inv: Inven
         _calibration_report(session, run)
         counts.total = len(plan.entries)
         counts.done = len(run.out.calibrated)
-        counts.failed = len(run.out.rejected) + len(run.lost)
+        counts.failed = len(run.out.rejected) + len(run.out.failed)
         counts.reused = sum(1 for p in run.out.calibrated if p in run.reused_frames)
         counts.extra.update({"masters": len(run.out.masters),
                              "masters_failed": len(run.sched.reasons)})
@@ -115,7 +118,6 @@ class _CalibrationRun:
         self.building: dict[Any, tuple[Any, Item, str]] = {}  # future -> (spec, item, key)
         self.todo: list[tuple[Any, Item, str, Any]] = []
         self.reused_frames: set[str] = set()
-        self.lost: dict[str, str] = {}  # raw path -> environmental failure
         self.rows: list[dict[str, Any]] = []
 
     def start(self) -> None:
@@ -153,8 +155,10 @@ class _CalibrationRun:
 
     def _start_frames(self) -> None:
         ready, lost = self.sched.ready_frames()
-        for path, why in lost.items():  # a frame is rejected for its data, not the disk
-            (self.lost if is_environmental(why) else self.out.rejected)[path] = why
+        for why in lost.values():
+            if is_environmental(why):
+                self.runner.counts.lost(why)         # fails the stage, not just partial
+        self.out.failed.update(lost)
         for e in ready:
             keys = frame_masters(e)
             inputs = {"frame": self.recs[e.path].sha256,
@@ -202,14 +206,14 @@ class _CalibrationRun:
                 self.out.rejected[e.path] = f"plan: {e.reason}"
         for e, item, key, fut in self.todo:
             res, reason = collect(fut)
-            if reason is None and res["status"] != "ok":
-                reason = res["reason"]
-            if reason is not None and is_environmental(reason):
-                self.runner.counts.lost(reason)  # the frame is fine: not rejected
-                self.lost[e.path] = reason
+            if reason is not None:                   # the task raised: not the frame's fault
+                if is_environmental(reason):
+                    self.runner.counts.lost(reason)  # fails the stage, not just partial
+                self.out.failed[e.path] = reason
+                self.runner.record(item, key, None, failed=True)
                 continue
-            if reason is not None:
-                self.out.rejected[e.path] = reason
+            if res["status"] != "ok":                # the frame's own problem
+                self.out.rejected[e.path] = res["reason"]
                 continue
             self.out.calibrated[e.path] = res["product"]
             self.runner.finish(item, key, {**res, "path": res["product"]}, None, store=False)
@@ -237,10 +241,13 @@ def _calibration_report(session: RunSession, run: _CalibrationRun) -> None:
                           len(out.rejected), (": " + "; ".join(
                               f"{Path(p).name}: {r}" for p, r in out.rejected.items()))
                           if out.rejected else "")
+    for p, r in out.failed.items():
+        get_run_logger().error("calibration of %s failed: %s", Path(p).name, r)
     md = [f"# Calibration: {len(out.calibrated)}/{n_total} frames calibrated", "",
           f"- masters: {len(out.masters)} ({out.reused} products reused from earlier runs)"]
     md += [f"- master **{k}** failed: {r}" for k, r in run.sched.reasons.items()]
     md += [f"- frame `{Path(p).name}` skipped: {r}" for p, r in out.rejected.items()]
+    md += [f"- frame `{Path(p).name}` **failed**: {r}" for p, r in out.failed.items()]
     create_markdown_artifact("\n".join(md), key="calibration-summary")
     if run.rows:
         create_table_artifact(run.rows, key="calibration-frame-qc",
@@ -269,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(cal['rejected'])} skipped, {len(cal['masters'])} masters")
     for path, reason in cal["rejected"].items():
         print(f"  skipped {path}: {reason}")
+    for path, reason in cal.get("failed", {}).items():
+        print(f"  FAILED {path}: {reason}")
     print(f"products: {result['run_dir']}")
     return 0
 
