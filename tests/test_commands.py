@@ -138,3 +138,23 @@ def test_run_log_file_and_quiet_libraries(tmp_path, monkeypatch):
         for name in ("tgp", "prefect", "distributed", "flows", "tasks", "tgpcore"):
             logging.getLogger(name).removeHandler(h)
         h.close()
+
+
+def test_plan_only_imports_no_prefect(tmp_path):
+    """``python -m flows.full_run --plan-only`` runs from the library: Prefect, Dask and the
+    API server are never imported."""
+    from tgpcore.simulate import simulate_night
+
+    nt = simulate_night(tmp_path / "night", preset="tiny", seed=1)
+    code = ("import sys, runpy; sys.argv = ['flows.full_run', '--data', "
+            f"{str(nt.raw_dir)!r}, '--out', {str(tmp_path / 'out')!r}, '--plan-only']\n"
+            "try:\n    runpy.run_module('flows.full_run', run_name='__main__')\n"
+            "except SystemExit as e:\n    rc = e.code\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('prefect', 'distributed', "
+            "'uvicorn', 'prefect_dask')]\n"
+            "print('LOADED', bad); sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "LOADED []" in res.stdout
+    assert "frames can be calibrated" in res.stdout

@@ -83,9 +83,20 @@ def test_plan_only_cli_prints_plan(tmp_path, capsys, sqlite_env):
     out = capsys.readouterr().out
     assert rc == 0
     assert "7/7 frames can be calibrated" in out
-    assert "WARNING: no darks in this night" in out
+    assert "no dark frames in this night" in out
     assert "calibrate" not in out.split("run ")[-1]  # plan-only stops after the plan
     assert f"products: {tmp_path / 'out'}" in out
+    # every file is shown, and the plan is recorded without Prefect (no flow run)
+    assert "Files (" in out and "Masters (" in out
+    from flows.session import run_database
+
+    db, _ = run_database(tmp_path / "out")
+    (r,) = db.list_runs()
+    assert r.status == "succeeded"
+    assert {e.stage for e in db.stage_events(r.id)} == {"inventory", "plan"}
+    masters, entries = db.plan(r.id)
+    assert masters and len(entries) == 7
+    assert db.frames(r.id)
 
 
 def test_tgp_cli_runs_and_db(tmp_path, capsys, sqlite_env):
@@ -136,8 +147,11 @@ def test_plan_only_on_real_ngc2420(tmp_path, capsys, sqlite_env):
     out = capsys.readouterr().out
     assert rc == 0
     assert "11/11 frames can be calibrated" in out
-    assert "no darks in this night" in out
-    assert out.count("NGC2420/p0/B") == 6 and out.count("NGC2420/p0/V") == 5
+    assert "no dark frames in this night" in out
+    assert "Files (15):" in out                       # the biases and flats too
+    assert "from: uamA_0001.fits, uamA_0002.fits" in out    # the frames of the master bias
+    # each science frame twice: as a file, and as a frame to calibrate
+    assert out.count("NGC2420/p0/B") == 12 and out.count("NGC2420/p0/V") == 10
 
 
 @pytest.fixture(scope="module")

@@ -53,6 +53,49 @@ def night_plan_text(data: str | Path, profile: str | None = None, grouping: str 
     return format_night_plan(inv, build_plan(inv, load_rules(plan_rules)))
 
 
+def record_plan_directly(data: str | Path, out: str | Path, profile: str | None = None,
+                         grouping: str | None = None, plan_rules: str | None = None
+                         ) -> tuple[str, str, str]:
+    """Inventory and plan a night from the library and record both as a run of the inventory
+    and plan stages (what ``python -m flows.full_run --plan-only`` does, without Prefect).
+
+    Returns
+    -------
+    (str, str, str)
+        The plan's text, the run id and the run database's URL.
+    """
+    from flows.session import open_session
+    from tgpcore.calibration.plan import build_plan, format_night_plan, load_rules
+    from tgpcore.inventory import scan_night
+
+    root = Path(data)
+    if not root.is_dir():
+        raise FileNotFoundError(f"raw night folder {root} does not exist")
+    session = open_session(root, out, profile, {"data": str(root), "profile": profile,
+                                                "grouping": grouping,
+                                                "plan_rules": plan_rules, "plan_only": True})
+    db, run_id = session.db, session.run_id
+    try:
+        event = db.stage_started(run_id, "inventory")
+        inv = scan_night(root, profile=profile, grouping=grouping)
+        db.upsert_frames(run_id, [r.db_record() for r in inv.records])
+        db.stage_finished(event, "succeeded", {"total": len(inv.records), **inv.counts()})
+        event = db.stage_started(run_id, "plan")
+        plan = build_plan(inv, load_rules(plan_rules))
+        db.replace_plan(run_id, *plan.db_records())
+        ok = sum(e.status == "ok" for e in plan.entries)
+        db.stage_finished(event, "succeeded", {"masters": len(plan.masters), "frames_ok": ok,
+                                               "frames_refused": len(plan.entries) - ok})
+    except BaseException as exc:
+        db.finish_run(run_id, "failed", message=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if session.heartbeat is not None:
+            session.heartbeat.stop()
+    db.finish_run(run_id, "succeeded")
+    return format_night_plan(inv, plan), run_id, session.db_url
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the night's plan; with ``--record`` also store it (through the plan flow)."""
     args = build_parser().parse_args(argv)
