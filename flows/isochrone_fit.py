@@ -1,22 +1,7 @@
-"""Flow: fit age, distance, reddening and [M/H] of a cluster (``tgp fit`` /
-``python -m flows.isochrone_fit``).
-
-    tgp fit --catalog cluster.ecsv --out fit/                       # U, B, V (+ errors)
-    tgp fit --catalog gaia.csv --members m67/members.ecsv --system gaia --out fit/
-    tgp fit --catalog night_calibrated.ecsv --members NGC_2420_members_edr3.csv --out fit/
-
-writes ``fit/fit.json`` (log_age, dm, ebv, mh with p16/p50/p84 and statistical, systematic
-and total errors, the systematic budget, ``warnings``, whether a parallax prior was used,
-covariance, method), ``fit/fit.h5`` (posterior samples, best isochrone, per-star
-probabilities) and the figures ``cmd.png``, ``colour_colour.png`` (with U) and ``corner.png``.
-
-A member list is joined by Gaia id, or by position (1" one-to-one) when the catalogue has no
-common id. When the members' parallaxes are known (member list or catalogue), the distance
-modulus gets a parallax prior (zero point and angular-covariance floor included;
-``--no-parallax-prior`` to switch it off).
-
-Standalone use needs no run database; ``--record`` also records the run in the run database of
-``--out-root``. The full run calls :func:`run_isochrone_fit_stage` inside its own session.
+"""Flow: fit age, distance, reddening and [M/H] of a cluster: the isochrone-fit stage of a run
+(:func:`run_isochrone_fit_stage`), and the flow behind ``tgp fit --record``. The command line,
+its examples and its products are described in :mod:`flows.commands.fit`; without
+``--record`` it runs the library directly.
 """
 
 from __future__ import annotations
