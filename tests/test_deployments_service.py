@@ -173,6 +173,15 @@ def test_deployments_on_prefect_server_and_worker(pg_databases, tmp_path):
                                 "to_stage": "plan", "runner": {"kind": "threads"}}})],
                            client_env, log, timeout=700)
             assert "Completed" in watched, watched
+            # a partial run (its catalogue stage fails: no such Gaia file) is not green in
+            # the API, and says why
+            partial = api.run("tgp-service-full-run/full-run", {"params": {
+                "data": str(night / "raw"), "out": str(out), "from_stage": "catalogs",
+                "to_stage": "catalogs", "gaia_file": str(night / "truth" / "missing.ecsv"),
+                "runner": {"kind": "threads"}}})
+            st = api.wait(partial, 600, (server, worker))["state"]
+            assert st["type"] == "FAILED" and st["name"] == "Partial", st
+            assert "partial" in st["message"] and "catalogs" in st["message"], st
         assert worker.stop() is not None
 
         # the run database: one night, done once, by one run with the night's products
@@ -193,12 +202,13 @@ def test_deployments_on_prefect_server_and_worker(pg_databases, tmp_path):
                 stacks = s.scalars(select(Product).where(Product.kind == "solved_stack")).all()
                 mosaics = s.scalars(select(Product).where(Product.kind == "mosaic")).all()
             assert len(attempts) == 1 and attempts[0].status == "done"
-            assert [r.data_dir for r in runs] == [str(night / "raw")] * 2
-            night_run, plan_run = runs
+            assert [r.data_dir for r in runs] == [str(night / "raw")] * 3
+            night_run, plan_run, partial_run = runs
+            assert partial_run.status == "partial"
             assert attempts[0].run_id == night_run.id
             assert night_run.status in ("succeeded", "partial")
             assert plan_run.status == "succeeded" and plan_run.params["to_stage"] == "plan"
-            assert n_frames == n_paths == {night_run.id: 35, plan_run.id: 35}
+            assert n_frames == n_paths == {night_run.id: 35, plan_run.id: 35, partial_run.id: 35}
             events = {e.stage: e.status for e in db.stage_events(night_run.id)}
             for stage in ("inventory", "plan", "calibrate", "register", "solve", "mosaic",
                           "catalogs", "membership"):
