@@ -38,6 +38,12 @@ KNOWN_KINDS = ("master_bias", "master_dark", "master_flat", "calibrated", "stack
 SOLUTION_TERMS = (("zp", "zp_err"), ("k", "k_err"), ("c", "c_err"))
 PARAMETER_LABELS = {"log_age": "log age", "dm": "(m-M)0", "ebv": "E(B-V)", "mh": "[M/H]"}
 MAX_OTHER_FIGURES = 40
+#: The runner's record of a stage result beside its product (``<product>.result.json``):
+#: bookkeeping, not a product to show.
+RESULT_SIDECAR = ".result.json"
+#: JSON products whose content a section already shows as its own table (photcal's outcome:
+#: the solution table at the top of the section, with per-star residuals in the figures).
+SUMMARISED_ELSEWHERE = frozenset({"outcome.json"})
 #: Sections whose tables are QC detail, folded away under the science.
 FOLDED = {"run", "stages", "frames", "frame-qc", "masters", "stacks", "mosaics", "photometry",
           "products", "solve", "fit"}
@@ -368,6 +374,8 @@ class _Gatherer:
                 sec.tables.append(table)
         if root.is_dir():
             for path in sorted(root.rglob("*.json")):
+                if path.name.endswith(RESULT_SIDECAR) or path.name in SUMMARISED_ELSEWHERE:
+                    continue
                 data = _read_json(path)
                 if data is None:
                     continue
