@@ -63,7 +63,7 @@ def start_up_and_teardown(out: Path, start: float, end: float) -> tuple[float, f
     last = max(e.finished_at or e.started_at for e in events)
 
     def epoch(t):
-        return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).timestamp()
+        return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).timestamp()
 
     return epoch(first) - start, end - epoch(last)
 
