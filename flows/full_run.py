@@ -120,7 +120,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = run(params)
+    try:
+        result = run(params)
+    except Exception as exc:  # noqa: BLE001 - the environment's failure, said in one line
+        from tgpcore.qc.failures import is_environmental
+
+        text = f"{type(exc).__name__}: {exc}"
+        if not is_environmental(text):
+            raise
+        print(f"error: the run failed for its environment (disk, database or network), not "
+              f"for its data: {text.splitlines()[0]}", file=sys.stderr)
+        return 1
     print_outcome(result, params.plan_only)
     return EXIT_CODES[result["status"]]
 

@@ -206,3 +206,86 @@ def test_empty_or_missing_raw_folder(tmp_path, case):
     assert msg in text, text[-2000:]
     if out.exists():
         _no_run_running(_db(out))
+
+
+@pytest.fixture
+def private_postgres(tmp_path):
+    """A PostgreSQL server of this test's own (initdb in a temporary folder, a free port),
+    which the test may stop and start again. Needs the server binaries and root (to run
+    them as the ``postgres`` user)."""
+    import glob
+    import shutil
+    import socket
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bins or os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("no PostgreSQL server binaries, or not root")
+    import tempfile
+
+    bindir = Path(bins[-1])
+    home = Path(tempfile.mkdtemp(prefix="tgp-pg-"))     # pytest's folders are root's alone
+    home.chmod(0o755)
+    data = home / "pgdata"
+    data.mkdir()
+    subprocess.run(["chown", "-R", "postgres", str(home)], check=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def as_pg(*cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["runuser", "-u", "postgres", "--", *cmd], capture_output=True,
+                              text=True, timeout=120)
+
+    res = as_pg(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+    if res.returncode != 0:
+        pytest.skip(f"initdb failed: {res.stderr[-500:]}")
+    log = home / "pg.log"
+
+    class Server:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+
+        def start(self) -> None:
+            r = as_pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
+                      f"-p {port} -k /tmp -c listen_addresses=127.0.0.1", "start")
+            assert r.returncode == 0, r.stderr + log.read_text()[-2000:]
+
+        def stop(self) -> None:
+            as_pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+
+    server = Server()
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_postgresql_stopped_mid_run(night, tmp_path, private_postgres):
+    """The run database's server stops during registration: the run exits non-zero, saying
+    that the environment (the database) failed it; once the server is back, the run is shown
+    abandoned and the next run closes it and reuses what was finished."""
+    out = tmp_path / "out"
+    env = _env(tmp_path, TGP_DATABASE_URL=private_postgres.url)
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(_cmd(night, out), stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and not list(out.glob("*/stacks/*.fits")):
+        assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+        time.sleep(0.2)
+    private_postgres.stop()
+    rc = proc.wait(900)
+    text = (tmp_path / "first.log").read_text()
+    assert rc == 1, text[-3000:]
+    assert "environment" in text or "OperationalError" in text, text[-3000:]
+    private_postgres.start()
+    db = _db(out, private_postgres.url)
+    (first,) = db.list_runs()
+    assert first.status == "running" and db.is_abandoned(first)
+    before = _files(out / first.id)
+    second = subprocess.run(_cmd(night, out), capture_output=True, text=True, env=env,
+                            timeout=1200)
+    assert second.returncode in (0, 2), (second.stdout + second.stderr)[-3000:]
+    assert db.get_run(first.id).status == "abandoned"
+    _no_run_running(db)
+    _no_leftovers(out)
+    now = _files(out / first.id)
+    assert all(now.get(rel) == stamp for rel, stamp in before.items())
