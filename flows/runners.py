@@ -100,13 +100,14 @@ def shared_cluster(settings: RunnerSettings) -> Iterator[str | None]:
         return
     from distributed import Client
 
-    with local_cluster(settings.n_workers, env=prefect_api_env()) as cluster, \
-            Client(cluster) as client:
-        # Importing the science stack takes seconds per worker process: start it now, on every
-        # worker at once, while the flow does its light first stages.
-        workers = list(client.scheduler_info()["workers"])
-        warm = [client.submit(_warm_up, workers=[w], pure=False, key=f"tgp-warm-up-{i}")
-                for i, w in enumerate(workers)]
+    with local_cluster(0, env=prefect_api_env()) as cluster, Client(cluster) as client:
+        # The scheduler alone starts in a fraction of a second. The worker processes (seconds
+        # each: a Python, the science stack) are asked for now and start while the flow runs
+        # its light first stages (inventory and plan run in the flow's own process); the first
+        # task sent to the cluster waits for them.
+        cluster.scale(settings.n_workers)
+        warm = [client.submit(_warm_up, pure=False, key=f"tgp-warm-up-{i}")
+                for i in range(settings.n_workers)]
         yield cluster.scheduler_address
         del warm
 
