@@ -103,7 +103,7 @@ def nightly_flow(params: NightlyParams | None = None, fail_when_a_night_fails: b
     """
     params = params or NightlyParams()
     logger = get_run_logger()
-    confine_parameters(params)
+    confine_parameters(params, relative_to=params.inbox)   # (relative: inside each night)
     out = check_inside(params.out, configured_out_root())
     db, url = run_database(out)
     nights = find_nights(params.inbox, params.raw_subdir, params.min_age_minutes * 60.0)
