@@ -97,7 +97,8 @@ def run_calibrate_stage(session: RunSession, params: CalibrateParams, inv: Inven
         counts.failed = len(run.out.rejected) + len(run.out.failed)
         counts.reused = sum(1 for p in run.out.calibrated if p in run.reused_frames)
         counts.extra.update({"masters": len(run.out.masters),
-                             "masters_failed": len(run.sched.reasons)})
+                             "masters_failed": len(run.sched.reasons),
+                             "masters_reused": run.reused_masters})
     return run.out
 
 
@@ -118,6 +119,7 @@ class _CalibrationRun:
         self.building: dict[Any, tuple[Any, Item, str]] = {}  # future -> (spec, item, key)
         self.todo: list[tuple[Any, Item, str, Any]] = []
         self.reused_frames: set[str] = set()
+        self.reused_masters = 0
         self.rows: list[dict[str, Any]] = []
 
     def start(self) -> None:
@@ -139,6 +141,7 @@ class _CalibrationRun:
                 if found is not None:
                     sched.finished(spec.key, found.result["path"])
                     self.pids[spec.key] = found.product_id
+                    self.reused_masters += 1
                     continue
                 fut = build_master_task.submit(
                     spec.kind, spec.key, [_frame_input(recs[p]) for p in spec.members],
