@@ -140,4 +140,6 @@ def test_too_few_standards_fail_one_filter_only(night_run):
     assert "U" not in cat.colnames and "V" in cat.colnames and "U_inst" in cat.colnames
     db, _ = run_database(session.out_root)
     events = [e for e in db.stage_events(session.run_id) if e.stage == "photcal"]
-    assert events and all(e.status == "succeeded" for e in events)
+    # one filter without a solution is a stage that lost part of its work: partial, not done
+    # (issue 25), and the night goes on
+    assert events and events[-1].status == "partial", [(e.status, e.message) for e in events]
