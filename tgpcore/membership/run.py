@@ -25,8 +25,12 @@ def membership_config(options: dict[str, Any] | None) -> MembershipConfig:
 def _figures_in_child(result, out_dir):
     """Start a forked process drawing the figures (None where forking is not possible)."""
     import multiprocessing as mp
+    import threading
 
-    if mp.current_process().daemon or "fork" not in mp.get_all_start_methods():
+    # forking a process that runs other threads can copy a lock held by one of them into the
+    # child (logging, a database pool): only a single-threaded command line forks
+    if (mp.current_process().daemon or "fork" not in mp.get_all_start_methods()
+            or threading.active_count() > 1):
         return None
     from tgpcore.plots.membership import membership_figures
 
