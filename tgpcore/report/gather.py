@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from tgpcore.report.files import read_json as _read_json
+from tgpcore.report.files import read_png as _png
 from tgpcore.report.model import Figure, Report, Section, Table
 from tgpcore.report.thumbnails import fits_thumbnail
 from tgpcore.rundb.models import Product
@@ -75,22 +77,6 @@ def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None
     if start is None or end is None:
         return None
     return round((end - start).total_seconds(), 2)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _png(path: Path) -> bytes | None:
-    try:
-        content = path.read_bytes()
-    except OSError:
-        return None
-    return content if content.startswith(b"\x89PNG\r\n\x1a\n") else None
 
 
 def safe_db_label(url: str | None) -> str:

@@ -12,7 +12,6 @@ points, extinction and colour terms, sky brightness and limiting magnitude per b
 from __future__ import annotations
 
 import io
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from tgpcore.report.files import read_json as _read_json
+from tgpcore.report.files import read_png as _png
 from tgpcore.report.model import Figure, Section, Table
 
 PARAMS = (("log_age", "log age", "dex"), ("dm", "(m−M)₀", "mag"), ("ebv", "E(B−V)", "mag"),
@@ -29,22 +30,6 @@ CATALOGUE_NAME = re.compile(r"^(NGC|IC|M|Messier|Collinder|Cr|Melotte|Mel|King|B
                             r"Trumpler|Tr|Stock|Ruprecht|Czernik|Haffner|Pismis|Alessi|"
                             r"Blanco|Platais|Roslund|Dolidze|UBC|Gulliver|Teutsch|ASCC)"
                             r"[\s_-]*\d+", re.IGNORECASE)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _png(path: Path) -> bytes | None:
-    try:
-        content = path.read_bytes()
-    except OSError:
-        return None
-    return content if content.startswith(b"\x89PNG\r\n\x1a\n") else None
 
 
 def fitted_clusters(run_dir: Path) -> dict[str, dict[str, Path | None]]:
