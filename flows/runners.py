@@ -57,14 +57,31 @@ def local_cluster(n_workers: int = 2, **kwargs):
 
     Keyword arguments go to :class:`distributed.LocalCluster`.
     """
-    import dask
     from distributed import LocalCluster
 
-    env = {**dask.config.get("distributed.nanny.pre-spawn-environ", default={}),
-           **WORKER_PRE_SPAWN_ENV}
-    kwargs = {"threads_per_worker": 1, "processes": True, "dashboard_address": None, **kwargs}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
-        return LocalCluster(n_workers=n_workers, **kwargs)
+    kwargs = {"threads_per_worker": 1, "processes": True, "dashboard_address": None,
+              "worker_class": _image_nanny(), **kwargs}
+    return LocalCluster(n_workers=n_workers, **kwargs)
+
+
+def _image_nanny():
+    """Dask's Nanny, with :data:`WORKER_PRE_SPAWN_ENV` added to what it sets before spawning.
+
+    Each nanny reads ``distributed.nanny.pre-spawn-environ`` when it is made, which for a
+    cluster that scales up later (``shared_cluster``) or starts its workers on the event
+    loop's thread is after any ``dask.config.set`` block around the cluster's creation has
+    ended; the workers then started with Dask's 64 KiB trim threshold. The nanny class
+    carries the setting instead, whenever and wherever it is made.
+    """
+    from distributed import Nanny
+
+    class ImageNanny(Nanny):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.pre_spawn_env.update(WORKER_PRE_SPAWN_ENV)
+            self.env.update(WORKER_PRE_SPAWN_ENV)
+
+    return ImageNanny
 
 
 def prefect_api_env() -> dict[str, str]:
