@@ -20,7 +20,7 @@ from flows.settings import default_out_root
 from flows.stages import STAGE_NAMES, stage_range
 
 _NIGHT = ("FullRunParams", "RangeOptions", "full_run_flow", "run", "close_run",
-          "params_from_args", "print_outcome", "science_lines", "LABELS")
+          "params_from_args", "print_outcome", "science_lines")
 
 
 def __getattr__(name: str):

@@ -289,7 +289,8 @@ def _cluster_fits(session: Any, cluster: str, done: dict[str, Any]) -> dict[str,
             continue
         entry["fits"][system] = {"status": "ok", **{k: d.result.get(k) for k in (
             "fit_json", "fit_h5", "figures", "summary")},
-            "warnings": d.result.get("warnings", [])}
+            "warnings": d.result.get("warnings", []),
+            "label": _label(system, d.result.get("fit_json"))}
     ok = {k: v for k, v in entry["fits"].items() if v["status"] == "ok"}
     primary = primary_system(list(ok))
     if primary is None:
@@ -301,20 +302,33 @@ def _cluster_fits(session: Any, cluster: str, done: dict[str, Any]) -> dict[str,
         entry["note"] = ("fitted to the members' Gaia photometry: the night's own "
                          "photometry was not available (see the crossmatch stage)")
     if len(ok) == 2:
-        entry["comparison"] = _compare(ok[JOHNSON]["fit_json"], ok[GAIA]["fit_json"])
+        entry["comparison"] = _compare(ok[JOHNSON], ok[GAIA])
         raise_alarms(session, _comparison_alarms(cluster, entry["comparison"]))
     return entry
 
 
-def _compare(johnson_json: str, gaia_json: str) -> dict[str, Any]:
+def _label(system: str, fit_json: str | None) -> str:
+    """The bands a fit really used, from its ``fit.json`` (``data.observables``)."""
+    import json
+
+    from tgpcore.fitting.plan import fit_label
+
+    try:
+        observables = json.loads(Path(fit_json).read_text())["data"]["observables"]
+    except (OSError, TypeError, KeyError, ValueError):
+        observables = None
+    return fit_label(system, observables)
+
+
+def _compare(johnson: dict[str, Any], gaia: dict[str, Any]) -> dict[str, Any]:
     """The Johnson and Gaia fits compared parameter by parameter."""
     import json
 
     from tgpcore.fitting.compare import compare_fits
 
-    a = json.loads(Path(johnson_json).read_text())
-    b = json.loads(Path(gaia_json).read_text())
-    return compare_fits(a, b, labels=("our U, B, V", "Gaia G, BP, RP"))
+    a = json.loads(Path(johnson["fit_json"]).read_text())
+    b = json.loads(Path(gaia["fit_json"]).read_text())
+    return compare_fits(a, b, labels=(johnson["label"], gaia["label"]))
 
 
 def _comparison_alarms(cluster: str, comparison: dict[str, Any]) -> list[Any]:
@@ -327,7 +341,7 @@ def _comparison_alarms(cluster: str, comparison: dict[str, Any]) -> list[Any]:
             out.append(Alarm(
                 "fit_disagreement", "isochrone_fit", f"{cluster} {name}", float(c["ratio"]),
                 float(comparison.get("threshold", 2.0)),
-                f"{name}: our U, B, V give {c['a']:.3f} ± {c['err_a']:.3f}, Gaia gives "
+                f"{name}: {comparison['labels'][0]} give {c['a']:.3f} ± {c['err_a']:.3f}, Gaia gives "
                 f"{c['b']:.3f} ± {c['err_b']:.3f} ({c['ratio']:.1f} combined sigma apart)"))
     return out
 

@@ -26,6 +26,7 @@ from flows.session import closing_failed_run, open_session
 from flows.stages import STAGE_NAMES, stage_range
 from flows.walk import NightRun, run_status, stage_states, walk
 from tgpcore.calibration.plan import CalibrationPlan, format_plan
+from tgpcore.fitting.plan import fit_label
 
 
 class RangeOptions(BaseModel):
@@ -123,9 +124,6 @@ def print_outcome(result: dict[str, Any], plan_only: bool) -> None:
         print(f"report: {result.get('report') or 'none (the report stage did not run)'}")
 
 
-LABELS = {"johnson": "our U, B, V", "gaia": "Gaia G, BP, RP"}
-
-
 def science_lines(result: dict[str, Any]) -> list[str]:
     """The answer of the run: each cluster's fitted parameters (and the Gaia check)."""
     lines = []
@@ -135,12 +133,13 @@ def science_lines(result: dict[str, Any]) -> list[str]:
             continue
         for system, fit in f["fits"].items():
             if fit["status"] != "ok":
-                lines.append(f"isochrone fit {cluster} ({LABELS[system]}): FAILED: "
+                lines.append(f"isochrone fit {cluster} ({fit_label(system)}): FAILED: "
                              f"{fit['message']}")
                 continue
             s = fit["summary"]
             role = "the cluster" if system == f["photometry"] else "check"
-            lines.append(f"isochrone fit {cluster} ({LABELS[system]}; {role}): log age "
+            label = fit.get("label") or fit_label(system)
+            lines.append(f"isochrone fit {cluster} ({label}; {role}): log age "
                          f"{s['log_age']:.3f} ± {s['log_age_err']:.3f}, (m-M)0 {s['dm']:.3f} ± "
                          f"{s['dm_err']:.3f}, E(B-V) {s['ebv']:.3f} ± {s['ebv_err']:.3f}, "
                          f"[M/H] {s['mh']:+.3f} ± {s['mh_err']:.3f}")

@@ -158,3 +158,18 @@ def test_plan_only_imports_no_prefect(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert "LOADED []" in res.stdout
     assert "frames can be calibrated" in res.stdout
+
+
+def test_the_answer_names_the_bands_each_fit_used():
+    """The end of a run names each fit by the bands it used (a night without U says B, V)."""
+    from flows.full_run import science_lines
+
+    summary = {f"{k}{s}": 0.1 for k in ("log_age", "dm", "ebv", "mh") for s in ("", "_err")}
+    result = {"isochrone_fit": {"NGC 2420": {
+        "status": "ok", "photometry": "johnson",
+        "fits": {"johnson": {"status": "ok", "label": "our B, V", "summary": summary,
+                             "fit_json": "fit.json"},
+                 "gaia": {"status": "failed", "message": "no members"}}}}}
+    lines = science_lines(result)
+    assert lines[0].startswith("isochrone fit NGC 2420 (our B, V; the cluster): log age")
+    assert lines[2] == "isochrone fit NGC 2420 (Gaia G, BP, RP): FAILED: no members"

@@ -13,7 +13,7 @@ from tgpcore.astrometry.plan import (
     solver_references,
     solver_timeouts,
 )
-from tgpcore.fitting.plan import GAIA, JOHNSON, fit_items, primary_system
+from tgpcore.fitting.plan import GAIA, JOHNSON, fit_items, fit_label, primary_system
 from tgpcore.photcal.plan import (
     bands_by_solution,
     expected_fits,
@@ -123,3 +123,11 @@ def test_our_photometry_is_fitted_first_and_gaia_is_the_check():
     assert fit_items("M67", None, None, "gaia.ecsv", root) == []
     assert primary_system([GAIA, JOHNSON]) == JOHNSON
     assert primary_system([GAIA]) == GAIA and primary_system([]) is None
+
+
+def test_a_fit_is_named_by_the_bands_it_used():
+    """A night without U is "our B, V" on the console and in the alarms, not "our U, B, V"."""
+    assert fit_label(JOHNSON, ["V", "B-V"]) == "our B, V"
+    assert fit_label(JOHNSON, ["V", "B-V", "U-B"]) == "our U, B, V"
+    assert fit_label(GAIA, ["G", "BP-RP"]) == "Gaia G, BP, RP"
+    assert fit_label(JOHNSON) == "our U, B, V"  # the fit's file is unreadable: the system

@@ -43,3 +43,23 @@ def primary_system(ok: set[str] | list[str]) -> str | None:
     if JOHNSON in ok:
         return JOHNSON
     return GAIA if GAIA in ok else None
+
+
+#: The order bands are named in, per photometric system.
+_BAND_ORDER = {JOHNSON: ("U", "B", "V"), GAIA: ("G", "BP", "RP")}
+
+
+def fit_label(system: str, observables: list[str] | tuple[str, ...] | None = None) -> str:
+    """How the console and the alarms name a fit's photometry: the bands it really used.
+
+    ``observables`` are the fit's magnitudes and colours (``fit.json``'s
+    ``data.observables``, e.g. ``["V", "B-V"]``): a night without U is "our B, V", not
+    "our U, B, V". Without them, every band of the system is named.
+    """
+    order = _BAND_ORDER.get(system, ())
+    used = set()
+    for name in observables or ():
+        used.update(part.strip() for part in str(name).replace("_", "-").split("-"))
+    bands = [b for b in order if b in used] or list(order)
+    who = "our" if system == JOHNSON else "Gaia"
+    return f"{who} {', '.join(bands)}" if bands else system
