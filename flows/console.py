@@ -18,15 +18,49 @@ RUN_LOG_LOGGERS = ("tgp", "prefect", "distributed", "flows", "tasks", "tgpcore")
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
+#: Prefect's own logging configuration but for the console's formatter (ConsoleFormatter).
+PREFECT_LOGGING_FILE = Path(__file__).with_name("prefect_logging.yml")
+
+
 def configure_console(verbose: bool = False) -> None:
-    """Quiet the libraries on the console unless ``verbose`` (call before Dask is imported:
-    the setting reaches the Dask worker processes through the environment)."""
+    """Quiet the libraries on the console unless ``verbose`` (call before Dask and Prefect
+    are imported: the settings reach the Dask worker processes through the environment).
+
+    Quiet means: Dask at WARNING, and a failed task's exception in one line, not a traceback
+    per task (the traceback still goes to the Prefect API, so the UI, and to the run's log).
+    """
     if verbose:
         os.environ[ENV_VERBOSE] = "1"
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "info")
         return
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    os.environ.setdefault("PREFECT_LOGGING_SETTINGS_PATH", str(PREFECT_LOGGING_FILE))
     logging.getLogger("distributed").setLevel(logging.WARNING)
+
+
+def __getattr__(name: str):
+    """``ConsoleFormatter``, built on first use (it needs Prefect, which this module does
+    not import: the command line imports it before it knows whether Prefect will run)."""
+    if name != "ConsoleFormatter":
+        raise AttributeError(name)
+    from prefect.logging.formatters import PrefectFormatter
+
+    class ConsoleFormatter(PrefectFormatter):
+        """Prefect's console format, with an exception as its last line instead of its
+        traceback (the record itself is left whole for the handlers after this one)."""
+
+        def format(self, record: logging.LogRecord) -> str:
+            saved = record.exc_info, record.exc_text, record.stack_info
+            record.exc_info = record.exc_text = record.stack_info = None
+            try:
+                text = super().format(record)
+            finally:
+                record.exc_info, record.exc_text, record.stack_info = saved
+            return text + ("  [traceback: --verbose, or the run in the Prefect UI]"
+                           if saved[0] else "")
+
+    globals()["ConsoleFormatter"] = ConsoleFormatter
+    return ConsoleFormatter
 
 
 def attach_run_log(run_dir: str | Path) -> logging.Handler | None:

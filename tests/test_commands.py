@@ -121,7 +121,9 @@ def test_run_log_file_and_quiet_libraries(tmp_path, monkeypatch):
 
     from flows.console import attach_run_log, configure_console
 
-    monkeypatch.delenv("DASK_LOGGING__DISTRIBUTED", raising=False)
+    for var in ("DASK_LOGGING__DISTRIBUTED", "PREFECT_LOGGING_SETTINGS_PATH"):
+        monkeypatch.setenv(var, "")  # restored after the test, whatever it was
+        monkeypatch.delenv(var)
     configure_console(verbose=False)
     assert os.environ["DASK_LOGGING__DISTRIBUTED"] == "warning"
     assert logging.getLogger("distributed").level == logging.WARNING
@@ -173,3 +175,42 @@ def test_the_answer_names_the_bands_each_fit_used():
     lines = science_lines(result)
     assert lines[0].startswith("isochrone fit NGC 2420 (our B, V; the cluster): log age")
     assert lines[2] == "isochrone fit NGC 2420 (Gaia G, BP, RP): FAILED: no members"
+
+
+def test_prefect_logging_file_is_prefects_own_but_for_the_console_formatter():
+    """flows/prefect_logging.yml follows Prefect's file (checked again at every upgrade)."""
+    import importlib.util
+
+    from flows.console import PREFECT_LOGGING_FILE
+
+    spec = importlib.util.find_spec("prefect")
+    theirs = Path(spec.submodule_search_locations[0]) / "logging" / "logging.yml"
+
+    def code(path):
+        return [ln for ln in path.read_text().splitlines() if not ln.startswith("#")]
+
+    ours = code(PREFECT_LOGGING_FILE)
+    assert len(ours) == len(code(theirs))
+    changed = [(a, b) for a, b in zip(ours, code(theirs), strict=True) if a != b]
+    assert changed == [("    (): flows.console.ConsoleFormatter",
+                        "    (): prefect.logging.formatters.PrefectFormatter")]
+
+def test_console_prints_a_failed_tasks_exception_in_one_line():
+    """No traceback per failed task on the console; the handlers after it still get it."""
+    import logging
+
+    from flows.console import ConsoleFormatter
+
+    try:
+        raise ValueError("frame 3 is broken")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("prefect.task_runs", logging.ERROR, __file__, 1,
+                                   "Task run failed with exception: %r", (sys.exc_info()[1],),
+                                   sys.exc_info())
+    text = ConsoleFormatter(format="%(levelname)s | %(message)s").format(record)
+    assert text.startswith("ERROR | Task run failed with exception: ValueError('frame 3 is")
+    assert "Traceback" not in text and len(text.splitlines()) == 1
+    full = logging.Formatter("%(message)s").format(record)
+    assert "Traceback (most recent call last)" in full
