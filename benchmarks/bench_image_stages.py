@@ -144,7 +144,8 @@ def worker(night: Path, work: Path) -> dict:
     from astropy.table import Table
 
     from tgpcore.astrometry import solve_image
-    from tgpcore.photometry.catalog import measure_stack, write_table
+    from tgpcore.io.tables import write_table
+    from tgpcore.photometry.catalog import measure_stack
     from tgpcore.registration import (
         align_to_reference,
         exposure_classes,

@@ -112,7 +112,7 @@ def _catalogue(session: RunSession, cluster: str, fp: Any, gaia_file: str | None
 def _members_as_catalogue(session: RunSession, spec: str, cluster: str, dest: Path) -> str:
     """A published member list written as the cluster's Gaia table."""
     from tgpcore.catalogs.members import member_list
-    from tgpcore.photometry.catalog import write_table
+    from tgpcore.io.tables import write_table
 
     table = member_list(spec, cluster, cache=session.db,
                         cache_mode="offline" if offline() else "prefer")

@@ -21,6 +21,7 @@ from tgpcore.catalogs.files import read_catalog_file
 from tgpcore.catalogs.gaia import GAIA_ARCHIVE_URL, GaiaArchive, query_gaia_cone
 from tgpcore.catalogs.retry import RetryPolicy
 from tgpcore.io.atomic import atomic_path
+from tgpcore.io.tables import write_ecsv
 
 #: Prefect Secret blocks read when the environment holds no Gaia credentials.
 SECRET_USER_BLOCK = "tgp-gaia-user"
@@ -67,7 +68,7 @@ def gaia_cone_task(ra_deg: float, dec_deg: float, radius_deg: float, out_path: s
                             policy=RetryPolicy(attempts=attempts, timeout=timeout_s),
                             archive=archive)
     with atomic_path(out_path) as tmp:
-        table.write(tmp, format="ascii.ecsv")
+        write_ecsv(table, tmp)
     logger.info("Gaia %s cone (%.5f, %+.5f, r=%.4f deg): %d sources (%s) -> %s",
                 release.upper(), ra_deg, dec_deg, radius_deg, len(table),
                 table.meta["tgp_origin"], out_path)

@@ -66,6 +66,7 @@ def gaia_cone_file(args: argparse.Namespace, out_dir: Path) -> str:
     from tgpcore.catalogs.credentials import gaia_credentials_from_env
     from tgpcore.catalogs.gaia import GAIA_ARCHIVE_URL, GaiaArchive, query_gaia_cone
     from tgpcore.io.atomic import atomic_path
+    from tgpcore.io.tables import write_ecsv
     from tgpcore.settings import gaia_archive_url
 
     if args.ra is None or args.dec is None or args.radius is None:
@@ -77,7 +78,7 @@ def gaia_cone_file(args: argparse.Namespace, out_dir: Path) -> str:
                                                 credentials=gaia_credentials_from_env()))
     path = out_dir / f"gaia_{args.release}_cone.ecsv"
     with atomic_path(path) as tmp:
-        table.write(tmp, format="ascii.ecsv")
+        write_ecsv(table, tmp)
     print(f"Gaia {args.release.upper()} cone: {len(table)} sources "
           f"({table.meta['tgp_origin']}) -> {path}")
     return str(path)

@@ -11,6 +11,7 @@ import numpy as np
 
 from tgpcore import __version__
 from tgpcore.io.atomic import atomic_path, atomic_write_bytes
+from tgpcore.io.tables import write_ecsv
 from tgpcore.membership.finder import MembershipResult
 
 MEMBERS_FILE = "members.ecsv"
@@ -55,7 +56,7 @@ def write_membership_products(result: MembershipResult, out_dir: str | Path,
                          "config": _jsonable(result.config.to_dict())})
     members_path = out / MEMBERS_FILE
     with atomic_path(members_path) as tmp:
-        members.write(tmp, format="ascii.ecsv")
+        write_ecsv(members, tmp)
     summary = {"input": source, "software_version": __version__, **result.summary(),
                "config": result.config.to_dict()}
     summary_path = atomic_write_bytes(

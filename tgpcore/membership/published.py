@@ -12,7 +12,7 @@ from astropy.table import Table
 
 from tgpcore.io.atomic import atomic_path
 from tgpcore.io.checksum import sha256_file
-from tgpcore.photometry.catalog import write_table
+from tgpcore.io.tables import write_table
 
 
 def _weighted(values: np.ndarray, errors: np.ndarray | None, w: np.ndarray

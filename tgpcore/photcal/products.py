@@ -12,7 +12,7 @@ import numpy as np
 from astropy.table import Table
 
 from tgpcore.io.atomic import atomic_path
-from tgpcore.photometry.catalog import write_table
+from tgpcore.io.tables import write_table
 
 
 def _h5_safe(table: Table) -> Table:

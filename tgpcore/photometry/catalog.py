@@ -13,22 +13,11 @@ from astropy.io import fits
 from astropy.table import MaskedColumn, Table, vstack
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-from tgpcore.io.atomic import atomic_path
 from tgpcore.io.checksum import sha256_file
 from tgpcore.io.fits import read_ccd
+from tgpcore.io.tables import write_table
 from tgpcore.photometry import flags as F
 from tgpcore.photometry.measure import NoStarsError, PhotometryConfig, measure_image
-
-
-def write_table(table: Table, path: str | Path, fmt: str | None = None) -> Path:
-    """Write a table atomically (format from the suffix: .ecsv, .fits)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = fmt or {".ecsv": "ascii.ecsv", ".fits": "fits"}.get(path.suffix, None)
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        table.write(tmp, format=fmt, overwrite=True)
-    return path
 
 
 def _celestial_wcs(header: fits.Header):

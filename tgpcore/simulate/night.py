@@ -12,6 +12,7 @@ import numpy as np
 from astropy.table import Table, vstack
 
 from tgpcore.gnomonic import from_tangent
+from tgpcore.io.tables import write_table
 from tgpcore.isochrones.extinction import extinction_ratios
 from tgpcore.isochrones.grid import load_packaged_grid
 from tgpcore.simulate.cosmics import cosmic_rays
@@ -37,7 +38,6 @@ from tgpcore.simulate.truth import (
     write_cosmic_rays,
     write_image,
     write_json,
-    write_table,
 )
 from tgpcore.simulate.wcs import pixel_to_world, truth_wcs
 

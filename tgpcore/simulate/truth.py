@@ -132,13 +132,6 @@ def _read_table(path: Path) -> Table:
     return _read_cached(str(path), st.st_mtime_ns, st.st_size)
 
 
-def write_table(table: Table, path: Path) -> Path:
-    """Write an ECSV table atomically."""
-    with atomic_path(path) as tmp:
-        table.write(tmp, format="ascii.ecsv")
-    return path
-
-
 def write_image(data: np.ndarray, path: Path, **cards: Any) -> Path:
     """Write an image as a primary HDU atomically, with optional header cards."""
     hdu = fits.PrimaryHDU(data=data)
