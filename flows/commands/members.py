@@ -130,15 +130,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.record:
             out = _run_flow(args)
         else:
-            from tgpcore.membership.run import run_membership
-
             out_dir = Path(args.out)
             out_dir.mkdir(parents=True, exist_ok=True)
-            catalog = args.catalog or gaia_cone_file(args, out_dir)
-            centre = (args.ra, args.dec) if args.ra is not None else None
-            out = run_membership(catalog, out_dir, centre, args.radius,
-                                 options_from_args(args), plots=not args.no_plots,
-                                 figures_in_child=True)
+            children = None
+            if not args.no_plots:
+                from tgpcore.plots.child import membership_figure_children
+
+                children = membership_figure_children(out_dir)  # before the heavy imports
+            try:
+                from tgpcore.membership.run import run_membership
+
+                catalog = args.catalog or gaia_cone_file(args, out_dir)
+                centre = (args.ra, args.dec) if args.ra is not None else None
+                out = run_membership(catalog, out_dir, centre, args.radius,
+                                     options_from_args(args), plots=not args.no_plots,
+                                     figure_children=children)
+            except BaseException:
+                if children is not None:
+                    children.cancel()
+                raise
     except (ValueError, FileNotFoundError, KeyError) as exc:
         print(f"tgp members: error: {exc}", file=sys.stderr)
         return 2

@@ -22,32 +22,15 @@ def membership_config(options: dict[str, Any] | None) -> MembershipConfig:
     return MembershipConfig(cuts=cuts, **opts)
 
 
-def _figures_in_child(result, out_dir):
-    """Start a forked process drawing the figures (None where forking is not possible)."""
-    import multiprocessing as mp
-    import threading
-
-    # forking a process that runs other threads can copy a lock held by one of them into the
-    # child (logging, a database pool): only a single-threaded command line forks
-    if (mp.current_process().daemon or "fork" not in mp.get_all_start_methods()
-            or threading.active_count() > 1):
-        return None
-    from tgpcore.plots.membership import membership_figures
-
-    proc = mp.get_context("fork").Process(target=membership_figures, args=(result, out_dir))
-    proc.start()
-    return proc
-
-
 def run_membership(catalog_path: str | Path, out_dir: str | Path,
                    centre: tuple[float, float] | None = None, radius_deg: float | None = None,
                    options: dict[str, Any] | None = None, plots: bool = True,
-                   figures_in_child: bool = False) -> dict[str, Any]:
+                   figure_children: Any = None) -> dict[str, Any]:
     """Read a Gaia-like file, find the members, write ``members.ecsv``, ``membership.json``
     and the figures into ``out_dir``; return their paths and the summary.
 
-    With ``figures_in_child`` (a command line's choice: the process must not be a daemon) the
-    figures are drawn by a forked child while the tables are written.
+    ``figure_children`` (a command line's choice: :func:`tgpcore.plots.child.membership_figure_children`) draw the
+    figures while the tables are written.
 
     Returns
     -------
@@ -59,22 +42,21 @@ def run_membership(catalog_path: str | Path, out_dir: str | Path,
     import time
 
     t0 = time.perf_counter()
+    child = figure_children if plots else None   # its owner cancels it on an error
     table = read_catalog_file(catalog_path, MEMBERSHIP_REQUIRED)
     t1 = time.perf_counter()
     result = find_members(table, centre=centre, radius_deg=radius_deg,
                           config=membership_config(options), source=str(catalog_path))
     t2 = time.perf_counter()
-    child = _figures_in_child(result, out_dir) if plots and figures_in_child else None
+    if child is not None:
+        child.draw(result)
     paths = write_membership_products(result, out_dir, source=str(catalog_path))
     t3 = time.perf_counter()
     figures: dict[str, Path] = {}
     if child is not None:
-        child.join()
-        if child.exitcode != 0:
-            raise RuntimeError(f"the membership figures of {out_dir} failed "
-                               f"(exit code {child.exitcode})")
         from tgpcore.plots.membership import membership_figure_paths
 
+        child.wait()
         figures = membership_figure_paths(result, out_dir)
     elif plots:
         from tgpcore.plots.membership import membership_figures

@@ -180,9 +180,11 @@ def membership_figure_paths(result: MembershipResult, out_dir: str | Path) -> di
     return {k: out / v for k, v in names.items()}
 
 
-def membership_figures(result: MembershipResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write every membership figure that applies into ``out_dir``; return their paths."""
+def membership_figures(result: MembershipResult, out_dir: str | Path,
+                       names: tuple[str, ...] | None = None) -> dict[str, Path]:
+    """Write every membership figure that applies (or those of ``names``) into ``out_dir``;
+    return their paths."""
     draw = {"sky": plot_sky, "cmd": plot_cmd, "proper_motions": plot_proper_motions,
             "radial_profile": plot_radial_profile}
     paths = membership_figure_paths(result, out_dir)
-    return {k: draw[k](result, p) for k, p in paths.items()}
+    return {k: draw[k](result, p) for k, p in paths.items() if names is None or k in names}
