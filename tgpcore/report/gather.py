@@ -177,6 +177,24 @@ class _Gatherer:
                   if q.resolve() not in known]
         return list(dict.fromkeys(paths))
 
+    def _result_folders(self, folder: str, name: str, kinds: Iterable[str], *,
+                        top: bool = False) -> list[Path]:
+        """The folders, sorted, that hold a per-target result file ``name``: those below
+        ``<run_dir>/<folder>`` (and that folder itself with ``top``), and those of the
+        database's products of these kinds."""
+        dirs = {p.parent for p in (self.run_dir / folder).glob(f"*/{name}")}
+        if top and (self.run_dir / folder / name).is_file():
+            dirs.add(self.run_dir / folder)
+        dirs |= {Path(p.path).parent for p in self._products(kinds) if p.path
+                 and (Path(p.path).parent / name).is_file()}
+        return sorted(dirs)
+
+    def _missing(self, key: str, title: str, stage: str, default: str) -> Section:
+        """A section that says why a stage has no product (its status, else ``default``)."""
+        sec = self._section(key, title)
+        sec.notes.append(self.stage_note(stage) or default)
+        return sec
+
     def _figures_in(self, folder: Path, order: Sequence[str] = ()) -> list[Figure]:
         """Every PNG of a folder (those named in ``order`` first), embedded once."""
         return self._figure_list(sorted(
@@ -401,14 +419,11 @@ class _Gatherer:
         return sec
 
     def membership_sections(self) -> list[Section]:
-        dirs = {p.parent for p in (self.run_dir / "membership").glob("*/membership.json")}
-        dirs |= {Path(p.path).parent for p in self._products(("members",)) if p.path
-                 and (Path(p.path).parent / "membership.json").is_file()}
+        dirs = self._result_folders("membership", "membership.json", ("members",))
         if not dirs:
-            sec = self._section("membership", "Membership")
-            sec.notes.append(self.stage_note("membership") or "No membership product.")
-            return [sec]
-        return [self._membership(d) for d in sorted(dirs)]
+            return [self._missing("membership", "Membership", "membership",
+                                  "No membership product.")]
+        return [self._membership(d) for d in dirs]
 
     def _membership(self, folder: Path) -> Section:
         m = _read_json(folder / "membership.json") or {}
@@ -438,16 +453,11 @@ class _Gatherer:
         return sec
 
     def fit_sections(self) -> list[Section]:
-        dirs = {p.parent for p in (self.run_dir / "fit").glob("*/fit.json")}
-        if (self.run_dir / "fit" / "fit.json").is_file():
-            dirs.add(self.run_dir / "fit")
-        dirs |= {Path(p.path).parent for p in self._products(("isochrone_fit",)) if p.path
-                 and (Path(p.path).parent / "fit.json").is_file()}
+        dirs = self._result_folders("fit", "fit.json", ("isochrone_fit",), top=True)
         if not dirs:
-            sec = self._section("fit", "Isochrone fit")
-            sec.notes.append(self.stage_note("isochrone_fit") or "No isochrone fit product.")
-            return [sec]
-        return [self._fit(d) for d in sorted(dirs)]
+            return [self._missing("fit", "Isochrone fit", "isochrone_fit",
+                                  "No isochrone fit product.")]
+        return [self._fit(d) for d in dirs]
 
     def _fit(self, folder: Path) -> Section:
         f = _read_json(folder / "fit.json") or {}
