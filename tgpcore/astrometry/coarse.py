@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
+from tgpcore.registration.vote import robust_affine_step
+
 
 @dataclass
 class Candidate:
@@ -252,15 +254,7 @@ def refine(src: np.ndarray, ref: np.ndarray, tree: cKDTree, cand: Candidate, tol
         i, j = match_tree(src @ a.T + b, tree, tol)
         if len(i) < max(min_matches, 3):
             break
-        resid = ref[j] - (src[i] @ a.T + b)
-        b = b + np.median(resid, axis=0)
-        r = np.hypot(*(ref[j] - (src[i] @ a.T + b)).T)
-        keep = r <= max(2.5 * np.median(r), 1.0)
-        if keep.sum() >= max(min_matches, 3):
-            design = np.column_stack([src[i][keep], np.ones(int(keep.sum()))])
-            coef, *_ = np.linalg.lstsq(design, ref[j][keep], rcond=None)
-            a, b = coef[:2].T, coef[2]
-            r = np.hypot(*(src[i][keep] @ a.T + b - ref[j][keep]).T)
+        a, b, r = robust_affine_step(src[i], ref[j], a, b, min_matches)
         tol = max(0.5 * tol, 3.0 * float(np.sqrt(np.mean(r**2))) if len(r) else tol, tight)
     cand.a, cand.b = a, b
     cand.i, cand.j = match_tree(src @ a.T + b, tree, tight)

@@ -367,6 +367,18 @@ def build_plan(inv: Inventory, rules: dict[str, dict[str, Any]] | None = None
                            rules=rules)
 
 
+def _entry_line(e: PlanEntry, bias_w: int, dark_w: int, flat_w: int) -> str:
+    """One science frame's row of a plan table (frame, kind, group, exposure, masters, status);
+    the bias, dark and flat columns ``bias_w``, ``dark_w`` and ``flat_w`` wide."""
+    exp = f"{e.exptime_s:6.1f}" if e.exptime_s is not None else "     -"
+    bias = "yes" if e.bias_key else ("ovsc" if e.overscan else "no")
+    dark = "-" if e.dark_key is None else f"x{e.dark_scale:.3g}"
+    flat = "yes" if e.flat_key else "no"
+    status = "ok" if e.status == "ok" else f"REFUSED: {e.reason}"
+    return (f"  {e.relpath[-34:]:<34} {e.kind:<8} {(e.group_key or '-')[-18:]:<18} {exp} "
+            f"{bias:<{bias_w}} {dark:<{dark_w}} {flat:<{flat_w}} {status}")
+
+
 def format_plan(plan: CalibrationPlan) -> str:
     """The plan as a readable text table: masters, then one line per science frame."""
     out = ["Masters:",
@@ -379,12 +391,7 @@ def format_plan(plan: CalibrationPlan) -> str:
     out.append(f"  {'frame':<34} {'kind':<8} {'group':<18} {'exp/s':>6} "
                f"{'bias':<6} {'dark':<12} {'flat':<6} status")
     for e in plan.entries:
-        exp = f"{e.exptime_s:6.1f}" if e.exptime_s is not None else "     -"
-        dark = "-" if e.dark_key is None else f"x{e.dark_scale:.3g}"
-        status = "ok" if e.status == "ok" else f"REFUSED: {e.reason}"
-        out.append(f"  {e.relpath[-34:]:<34} {e.kind:<8} {(e.group_key or '-')[-18:]:<18} {exp} "
-                   f"{'yes' if e.bias_key else ('ovsc' if e.overscan else 'no'):<6} "
-                   f"{dark:<12} {'yes' if e.flat_key else 'no':<6} {status}")
+        out.append(_entry_line(e, bias_w=6, dark_w=12, flat_w=6))
         out.extend(f"  {'':<34}   ! {w}" for w in e.warnings)
     ok = sum(e.status == "ok" for e in plan.entries)
     out.append(f"{ok}/{len(plan.entries)} frames can be calibrated; "
@@ -427,12 +434,7 @@ def format_night_plan(inv: Inventory, plan: CalibrationPlan) -> str:
             f"{'dark':<8} {'flat':<5} status"]
     by_warning: dict[str, list[str]] = {}
     for e in entries:
-        exp = f"{e.exptime_s:6.1f}" if e.exptime_s is not None else "     -"
-        dark = "-" if e.dark_key is None else f"x{e.dark_scale:.3g}"
-        status = "ok" if e.status == "ok" else f"REFUSED: {e.reason}"
-        out.append(f"  {e.relpath[-34:]:<34} {e.kind:<8} {(e.group_key or '-')[-18:]:<18} "
-                   f"{exp} {'yes' if e.bias_key else ('ovsc' if e.overscan else 'no'):<5} "
-                   f"{dark:<8} {'yes' if e.flat_key else 'no':<5} {status}")
+        out.append(_entry_line(e, bias_w=5, dark_w=8, flat_w=5))
         for w in e.warnings:
             if w.startswith("no darks") and any(n.startswith("no darks") for n in plan.warnings):
                 continue          # the night's warning says it once

@@ -189,6 +189,47 @@ class GaiaArchive:
             raise PermanentError(f"Gaia archive job failed: {exc}") from exc
 
 
+def cached_fetch(key: str, fetch: Callable[[], Table], finish: Callable[[Table, str], Table],
+                 store: Callable[[Table], Table], *, cache: ResponseCache | None,
+                 cache_mode: CacheMode, policy: RetryPolicy | None,
+                 sleep: Callable[[float], None] | None, what: str,
+                 service: str = "service", logger: logging.Logger = log) -> Table:
+    """A catalogue answer from the cache or the service, as ``cache_mode`` says.
+
+    The cached answer (when ``cache_mode`` is ``"prefer"`` or ``"offline"`` and there is one)
+    goes through ``finish(table, "cache")``; otherwise ``fetch`` is retried under ``policy``
+    and its table goes through ``store`` (which finishes it and caches it as the service
+    wants); if the service fails, a cached answer goes through ``finish(table,
+    "cache-fallback")``. ``what`` names the query in logs and errors, ``service`` the service;
+    ``logger`` is the caller's module logger.
+
+    Raises
+    ------
+    CatalogUnavailableError
+        If the service failed (after its retries) and the cache had no answer, or if
+        ``cache_mode="offline"`` and the answer is not cached.
+    """
+    use_cache = cache is not None and cache_mode != "off"
+    if use_cache and cache_mode in ("prefer", "offline"):
+        hit = cache.cache_get(key)
+        if hit is not None:
+            logger.info("%s: answered from the cache (%s)", what, key[:12])
+            return finish(table_from_bytes(hit), "cache")
+        if cache_mode == "offline":
+            raise CatalogUnavailableError(f"{what}: offline mode and no cached answer "
+                                          f"(key {key[:12]})")
+    kw = {"sleep": sleep} if sleep is not None else {}
+    try:
+        table = retry(fetch, policy or RetryPolicy(), what=what, **kw)
+    except (RetriesExhaustedError, PermanentError) as exc:
+        hit = cache.cache_get(key) if use_cache else None
+        if hit is not None:
+            logger.warning("%s: %s failed (%s); using the cached answer", what, service, exc)
+            return finish(table_from_bytes(hit), "cache-fallback")
+        raise CatalogUnavailableError(f"{exc}; no cached answer to fall back on") from exc
+    return store(table)
+
+
 def query_gaia_cone(ra_deg: float, dec_deg: float, radius_deg: float, *, release: str = "dr3",
                     columns: tuple[str, ...] | None = None, g_max: float | None = None,
                     cache: ResponseCache | None = None, cache_mode: CacheMode = "prefer",
@@ -234,7 +275,6 @@ def query_gaia_cone(ra_deg: float, dec_deg: float, radius_deg: float, *, release
                           tuple(columns or GAIA_QUERY_COLUMNS[release]), g_max)
     adql = gaia_cone_adql(req)
     key = req.key()
-    use_cache = cache is not None and cache_mode != "off"
     what = (f"Gaia {release.upper()} cone ({req.ra_deg:.5f}, {req.dec_deg:+.5f}, "
             f"r={req.radius_deg:.4f} deg)")
 
@@ -244,27 +284,15 @@ def query_gaia_cone(ra_deg: float, dec_deg: float, radius_deg: float, *, release
                        "ref_epoch_yr": GAIA_REF_EPOCH[release]})
         return t
 
-    if use_cache and cache_mode in ("prefer", "offline"):
-        hit = cache.cache_get(key)
-        if hit is not None:
-            log.info("%s: answered from the cache (%s)", what, key[:12])
-            return finish(table_from_bytes(hit), "cache")
-        if cache_mode == "offline":
-            raise CatalogUnavailableError(f"{what}: offline mode and no cached answer "
-                                          f"(key {key[:12]})")
+    def store(table: Table) -> Table:
+        out = finish(table, "network")
+        if cache is not None and cache_mode != "off":
+            cache.cache_put(key, "gaia", {**req.as_dict(), "adql": adql}, table_to_bytes(out),
+                            content_type=ECSV)
+        log.info("%s: %d sources from the archive", what, len(out))
+        return out
+
     archive = archive or GaiaArchive()
-    kw = {"sleep": sleep} if sleep is not None else {}
-    try:
-        table = retry(lambda: archive.run(adql), policy or RetryPolicy(), what=what, **kw)
-    except (RetriesExhaustedError, PermanentError) as exc:
-        hit = cache.cache_get(key) if use_cache else None
-        if hit is not None:
-            log.warning("%s: archive failed (%s); using the cached answer", what, exc)
-            return finish(table_from_bytes(hit), "cache-fallback")
-        raise CatalogUnavailableError(f"{exc}; no cached answer to fall back on") from exc
-    out = finish(table, "network")
-    if use_cache:
-        cache.cache_put(key, "gaia", {**req.as_dict(), "adql": adql}, table_to_bytes(out),
-                        content_type=ECSV)
-    log.info("%s: %d sources from the archive", what, len(out))
-    return out
+    return cached_fetch(key, lambda: archive.run(adql), finish, store, cache=cache,
+                        cache_mode=cache_mode, policy=policy, sleep=sleep, what=what,
+                        service="archive")

@@ -17,15 +17,9 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from tgpcore.catalogs.cache import (
-    ECSV,
-    ResponseCache,
-    request_key,
-    table_from_bytes,
-    table_to_bytes,
-)
-from tgpcore.catalogs.gaia import CacheMode, CatalogUnavailableError
-from tgpcore.catalogs.retry import PermanentError, RetriesExhaustedError, RetryPolicy, retry
+from tgpcore.catalogs.cache import ECSV, ResponseCache, request_key, table_to_bytes
+from tgpcore.catalogs.gaia import CacheMode, cached_fetch
+from tgpcore.catalogs.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -119,18 +113,10 @@ def query_vizier(catalog: str, *, ra_deg: float | None = None, dec_deg: float | 
     key = request_key("vizier", request)
     what = f"VizieR {catalog}" + (f" cone ({ra_deg:.5f}, {dec_deg:+.5f}, r={radius_deg:.4f} deg)"
                                   if cone else f" {dict(constraints or {})}")
-    use_cache = cache is not None and cache_mode != "off"
 
     def finish(t: Table, origin: str) -> Table:
         t.meta.update({"tgp_origin": origin, "tgp_cache_key": key, "vizier_catalog": catalog})
         return t
-
-    if use_cache and cache_mode in ("prefer", "offline"):
-        hit = cache.cache_get(key)
-        if hit is not None:
-            return finish(table_from_bytes(hit), "cache")
-        if cache_mode == "offline":
-            raise CatalogUnavailableError(f"{what}: offline mode and no cached answer")
 
     def run() -> Table:
         client = service.client(columns, row_limit)
@@ -142,19 +128,14 @@ def query_vizier(catalog: str, *, ra_deg: float | None = None, dec_deg: float | 
             res = client.query_constraints(catalog=catalog, cache=False, **dict(constraints))
         return _pick(res, catalog)
 
-    kw = {"sleep": sleep} if sleep is not None else {}
-    try:
-        table = retry(run, policy or RetryPolicy(), what=what, **kw)
-    except (RetriesExhaustedError, PermanentError) as exc:
-        hit = cache.cache_get(key) if use_cache else None
-        if hit is not None:
-            log.warning("%s: service failed (%s); using the cached answer", what, exc)
-            return finish(table_from_bytes(hit), "cache-fallback")
-        raise CatalogUnavailableError(f"{exc}; no cached answer to fall back on") from exc
-    table = Table(table, masked=table.masked)
-    if use_cache:
-        cache.cache_put(key, "vizier", request, table_to_bytes(table), content_type=ECSV)
-    return finish(table, "network")
+    def store(table: Table) -> Table:
+        table = Table(table, masked=table.masked)
+        if cache is not None and cache_mode != "off":
+            cache.cache_put(key, "vizier", request, table_to_bytes(table), content_type=ECSV)
+        return finish(table, "network")
+
+    return cached_fetch(key, run, finish, store, cache=cache, cache_mode=cache_mode,
+                        policy=policy, sleep=sleep, what=what, logger=log)
 
 
 def landolt_standards(ra_deg: float, dec_deg: float, radius_deg: float, **kw) -> Table:

@@ -22,26 +22,13 @@ from astropy.table import Table
 
 from tgpcore import __version__
 from tgpcore.io.atomic import atomic_path, atomic_write_bytes
+from tgpcore.io.jsonready import json_ready
 
 #: Units of the parameters.
 UNITS: dict[str, str] = {"log_age": "dex (log10 yr)", "mh": "dex", "dm": "mag", "ebv": "mag",
                          "f_bin": "", "s_int": "mag"}
 #: Parameters that ``fit.json`` must report.
 REPORTED: tuple[str, ...] = ("log_age", "dm", "ebv", "mh")
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 @dataclass
@@ -152,7 +139,7 @@ class FitResult:
             "settings": self.settings,
             "software_version": __version__,
         })
-        return _clean(out)
+        return json_ready(out)
 
     def summary(self) -> dict[str, float]:
         """Flat numbers for the run database, tables and the console: ``<name>``,

@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from tgpcore import __version__
 from tgpcore.io.atomic import atomic_path, atomic_write_bytes
+from tgpcore.io.jsonready import json_ready
 from tgpcore.io.tables import write_ecsv
 from tgpcore.membership.finder import MembershipResult
 
 MEMBERS_FILE = "members.ecsv"
 SUMMARY_FILE = "membership.json"
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def write_membership_products(result: MembershipResult, out_dir: str | Path,
@@ -53,7 +38,7 @@ def write_membership_products(result: MembershipResult, out_dir: str | Path,
     members.meta.update({"description": "cluster membership of every input star (tgp)",
                          "status": result.status, "message": result.message,
                          "input": source or "", "software_version": __version__,
-                         "config": _jsonable(result.config.to_dict())})
+                         "config": json_ready(result.config.to_dict())})
     members_path = out / MEMBERS_FILE
     with atomic_path(members_path) as tmp:
         write_ecsv(members, tmp)
@@ -61,5 +46,5 @@ def write_membership_products(result: MembershipResult, out_dir: str | Path,
                "config": result.config.to_dict()}
     summary_path = atomic_write_bytes(
         out / SUMMARY_FILE,
-        json.dumps(_jsonable(summary), indent=2, allow_nan=False).encode() + b"\n")
+        json.dumps(json_ready(summary), indent=2, allow_nan=False).encode() + b"\n")
     return {"members": members_path, "summary": summary_path}

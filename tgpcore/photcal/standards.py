@@ -10,6 +10,8 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
+from tgpcore.photometry.catalog import match_sky
+
 #: The colour used by each filter's colour term (TGP2020's and Landolt's convention).
 COLOUR_OF: dict[str, tuple[str, str]] = {"U": ("U", "B"), "B": ("B", "V"), "V": ("B", "V"),
                                          "R": ("V", "R"), "I": ("V", "I")}
@@ -114,11 +116,7 @@ def cross_identify(stars: Table, standards: Table, radius_arcsec: float = 2.0
     if not ok.any() or len(standards) == 0:
         return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
     idx = np.flatnonzero(ok)
-    cs = SkyCoord(np.asarray(stars["ra"], float)[idx], np.asarray(stars["dec"], float)[idx],
-                  unit="deg")
-    cstd = SkyCoord(np.asarray(standards["ra"], float), np.asarray(standards["dec"], float),
-                    unit="deg")
-    j, sep, _ = cstd.match_to_catalog_sky(cs)
-    k, _, _ = cs.match_to_catalog_sky(cstd)
-    good = (sep.arcsec <= radius_arcsec) & (k[j] == np.arange(len(standards)))
-    return idx[j[good]], np.flatnonzero(good), sep.arcsec[good]
+    i_std, j, sep = match_sky(standards["ra"], standards["dec"],
+                              np.asarray(stars["ra"], float)[idx],
+                              np.asarray(stars["dec"], float)[idx], radius_arcsec)
+    return idx[j], i_std, sep

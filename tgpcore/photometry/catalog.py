@@ -128,6 +128,30 @@ def _match_xy(x1, y1, x2, y2, radius):
     return i1, j12[i1]
 
 
+def match_sky(ra1, dec1, ra2, dec2, radius_arcsec: float
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mutual nearest neighbours on the sky within ``radius_arcsec`` (degrees in).
+
+    Each position of the first list takes its nearest of the second; the pair is kept when it
+    is within the radius and the first position is also the nearest to the second.
+
+    Returns
+    -------
+    i1, i2 : ndarray of int
+        Matched indices into the first and the second list.
+    sep_arcsec : ndarray
+        Their separations.
+    """
+    from astropy.coordinates import SkyCoord
+
+    c1 = SkyCoord(np.asarray(ra1, float), np.asarray(dec1, float), unit="deg")
+    c2 = SkyCoord(np.asarray(ra2, float), np.asarray(dec2, float), unit="deg")
+    j, sep, _ = c1.match_to_catalog_sky(c2)
+    k, _, _ = c2.match_to_catalog_sky(c1)
+    ok = (sep.arcsec <= radius_arcsec) & (k[j] == np.arange(len(c1)))
+    return np.flatnonzero(ok), j[ok], sep.arcsec[ok]
+
+
 def merge_short_long(long: Table | None, short: Table | None, radius_px: float = 1.5,
                      min_snr: float = 20.0) -> tuple[Table, dict[str, Any]]:
     """Merge the photometry of the short and long stacks of one pointing and filter.
@@ -226,8 +250,6 @@ def merge_bands(tables: dict[str, Table], radius_arcsec: float = 1.0,
         ``<F>_airmass`` (when the inputs have an ``airmass`` column), masked where the star
         is missing from the band.
     """
-    from astropy.coordinates import SkyCoord
-
     bands = sorted(tables, key=lambda f: -len(tables[f]))
     magcol = "mag" if all("mag" in t.colnames for t in tables.values()) else "mag_inst"
     sfx = "" if magcol == "mag" else "_inst"
@@ -243,14 +265,8 @@ def merge_bands(tables: dict[str, Table], radius_arcsec: float = 1.0,
                 i_t, i_c = _match_xy(np.asarray(t["x"]), np.asarray(t["y"]),
                                      np.asarray(rows["x"]), np.asarray(rows["y"]), radius_px)
             else:
-                c_t = SkyCoord(np.asarray(t["ra"], float), np.asarray(t["dec"], float),
-                               unit="deg")
-                c_c = SkyCoord(np.asarray(rows["ra"], float), np.asarray(rows["dec"], float),
-                               unit="deg")
-                j, sep, _ = c_t.match_to_catalog_sky(c_c)
-                k, _, _ = c_c.match_to_catalog_sky(c_t)
-                ok = (sep.arcsec <= radius_arcsec) & (k[j] == np.arange(len(t)))
-                i_t, i_c = np.flatnonzero(ok), j[ok]
+                i_t, i_c, _ = match_sky(t["ra"], t["dec"], rows["ra"], rows["dec"],
+                                        radius_arcsec)
             for a, c in zip(i_t, i_c, strict=True):
                 per[b][int(c)] = int(a)
             idx_new = np.setdiff1d(np.arange(len(t)), i_t)

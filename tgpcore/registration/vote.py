@@ -119,6 +119,30 @@ def match_nearest(model_xy: np.ndarray, ref: np.ndarray, tol: float
     return i[keep], j[keep]
 
 
+def robust_affine_step(src: np.ndarray, ref: np.ndarray, a: np.ndarray, b: np.ndarray,
+                       min_matches: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One robust step of an affine fit ``ref ~ src @ a.T + b`` on matched pairs.
+
+    A shift from the median residual, then (when at least ``max(min_matches, 3)`` pairs agree
+    within ``max(2.5 * median, 1)``) a least-squares affine fit on the pairs that agree.
+
+    Returns
+    -------
+    a, b, r
+        The new model and the residuals (px) of the pairs it was judged on.
+    """
+    resid = ref - (src @ a.T + b)
+    b = b + np.median(resid, axis=0)
+    r = np.hypot(*(ref - (src @ a.T + b)).T)
+    keep = r <= max(2.5 * np.median(r), 1.0)
+    if keep.sum() >= max(min_matches, 3):
+        design = np.column_stack([src[keep], np.ones(int(keep.sum()))])
+        coef, *_ = np.linalg.lstsq(design, ref[keep], rcond=None)
+        a, b = coef[:2].T, coef[2]
+        r = np.hypot(*(src[keep] @ a.T + b - ref[keep]).T)
+    return a, b, r
+
+
 def refine_affine(src: np.ndarray, ref: np.ndarray, pose: Pose, tol: float, min_matches: int,
                   n_iter: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Grow a pose into an affine fit on all points, tolerance shrinking.
@@ -134,16 +158,7 @@ def refine_affine(src: np.ndarray, ref: np.ndarray, pose: Pose, tol: float, min_
         i, j = match_nearest(src @ a.T + b, ref, tol)
         if len(i) < max(min_matches, 3):
             return i, j, a, b
-        # robust step: a shift from the median residual, then a fit on the pairs that agree
-        resid = ref[j] - (src[i] @ a.T + b)
-        b = b + np.median(resid, axis=0)
-        r = np.hypot(*(ref[j] - (src[i] @ a.T + b)).T)
-        keep = r <= max(2.5 * np.median(r), 1.0)
-        if keep.sum() >= max(min_matches, 3):
-            design = np.column_stack([src[i][keep], np.ones(int(keep.sum()))])
-            coef, *_ = np.linalg.lstsq(design, ref[j][keep], rcond=None)
-            a, b = coef[:2].T, coef[2]
-            r = np.hypot(*(src[i][keep] @ a.T + b - ref[j][keep]).T)
+        a, b, r = robust_affine_step(src[i], ref[j], a, b, min_matches)
         tol = max(0.5 * tol, 3.0 * float(np.sqrt(np.mean(r**2))), 1.0)
     i, j = match_nearest(src @ a.T + b, ref, tol)
     return i, j, a, b

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +176,27 @@ class _Gatherer:
         paths += [q for q in sorted((self.run_dir / folder).glob("*.fits"))
                   if q.resolve() not in known]
         return list(dict.fromkeys(paths))
+
+    def _target_sections(self, key: str, title: str, name: str, kinds: Iterable[str],
+                         build: Callable[[Path, dict[str, Any], Section], Section], *,
+                         stage: str, missing: str, top: bool = False) -> list[Section]:
+        """One section per folder that holds a per-target result file ``name``: those below
+        ``<run_dir>/<key>`` (and that folder itself with ``top``), and those of the database's
+        products of these kinds, sorted; each made by ``build(folder, the file's JSON, an
+        empty section "<key>:<folder>")``. Without any, one section that says why (the
+        stage's status, else ``missing``)."""
+        dirs = {p.parent for p in (self.run_dir / key).glob(f"*/{name}")}
+        if top and (self.run_dir / key / name).is_file():
+            dirs.add(self.run_dir / key)
+        dirs |= {Path(p.path).parent for p in self._products(kinds) if p.path
+                 and (Path(p.path).parent / name).is_file()}
+        if not dirs:
+            sec = self._section(key, title)
+            sec.notes.append(self.stage_note(stage) or missing)
+            return [sec]
+        return [build(d, _read_json(d / name) or {},
+                      self._section(f"{key}:{d.name}", f"{title}: {d.name}"))
+                for d in sorted(dirs)]
 
     def _figures_in(self, folder: Path, order: Sequence[str] = ()) -> list[Figure]:
         """Every PNG of a folder (those named in ``order`` first), embedded once."""
@@ -401,18 +422,11 @@ class _Gatherer:
         return sec
 
     def membership_sections(self) -> list[Section]:
-        dirs = {p.parent for p in (self.run_dir / "membership").glob("*/membership.json")}
-        dirs |= {Path(p.path).parent for p in self._products(("members",)) if p.path
-                 and (Path(p.path).parent / "membership.json").is_file()}
-        if not dirs:
-            sec = self._section("membership", "Membership")
-            sec.notes.append(self.stage_note("membership") or "No membership product.")
-            return [sec]
-        return [self._membership(d) for d in sorted(dirs)]
+        return self._target_sections("membership", "Membership", "membership.json", ("members",),
+                                     self._membership, stage="membership",
+                                     missing="No membership product.")
 
-    def _membership(self, folder: Path) -> Section:
-        m = _read_json(folder / "membership.json") or {}
-        sec = self._section(f"membership:{folder.name}", f"Membership: {folder.name}")
+    def _membership(self, folder: Path, m: dict[str, Any], sec: Section) -> Section:
         sec.notes.append(f"{m.get('status', '?')}: {m.get('message', '')}")
         c, k, n = m.get("centroid"), m.get("king"), m.get("counts") or {}
         rows: list[list[Any]] = []
@@ -438,20 +452,11 @@ class _Gatherer:
         return sec
 
     def fit_sections(self) -> list[Section]:
-        dirs = {p.parent for p in (self.run_dir / "fit").glob("*/fit.json")}
-        if (self.run_dir / "fit" / "fit.json").is_file():
-            dirs.add(self.run_dir / "fit")
-        dirs |= {Path(p.path).parent for p in self._products(("isochrone_fit",)) if p.path
-                 and (Path(p.path).parent / "fit.json").is_file()}
-        if not dirs:
-            sec = self._section("fit", "Isochrone fit")
-            sec.notes.append(self.stage_note("isochrone_fit") or "No isochrone fit product.")
-            return [sec]
-        return [self._fit(d) for d in sorted(dirs)]
+        return self._target_sections("fit", "Isochrone fit", "fit.json", ("isochrone_fit",),
+                                     self._fit, stage="isochrone_fit",
+                                     missing="No isochrone fit product.", top=True)
 
-    def _fit(self, folder: Path) -> Section:
-        f = _read_json(folder / "fit.json") or {}
-        sec = self._section(f"fit:{folder.name}", f"Isochrone fit: {folder.name}")
+    def _fit(self, folder: Path, f: dict[str, Any], sec: Section) -> Section:
         rows = []
         for name, p in f.items():
             if isinstance(p, Mapping) and {"p16", "p50", "p84"} <= set(p):
