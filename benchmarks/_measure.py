@@ -42,3 +42,19 @@ def measured(result: dict, key: str, interval: float = 0.05):
         stop.set()
         thread.join()
         result[f"{key}_peak_mb"] = peak[0] / 2**20
+
+
+def bench_night(path):
+    """The bench night at ``path`` (simulated there first if missing): its inventory and plan."""
+    from pathlib import Path
+
+    from tgpcore.calibration.plan import build_plan
+    from tgpcore.inventory import scan_night
+    from tgpcore.simulate import simulate_night
+
+    night = Path(path)
+    if not (night / "truth" / "truth.json").exists():
+        print(f"simulating the bench night into {night} ...", flush=True)
+        simulate_night(night, preset="bench", seed=1, workers=2)
+    inv = scan_night(night / "raw")
+    return night, inv, build_plan(inv)

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import measured  # noqa: E402
+from _measure import bench_night, measured  # noqa: E402
 
 warnings.simplefilter("ignore")
 
@@ -253,16 +253,7 @@ def main() -> int:
                     help="leave out the ccdproc baseline (6-7 minutes): for quick comparisons "
                          "while working; speedup and agreement are then null")
     args = ap.parse_args()
-    from tgpcore.calibration.plan import build_plan
-    from tgpcore.inventory import scan_night
-    from tgpcore.simulate import simulate_night
-
-    night = Path(args.night)
-    if not (night / "truth" / "truth.json").exists():
-        print(f"simulating the bench night into {night} ...", flush=True)
-        simulate_night(night, preset="bench", seed=1, workers=2)
-    inv = scan_night(night / "raw")
-    plan = build_plan(inv)
+    night, inv, plan = bench_night(args.night)
     n_sci = sum(e.status == "ok" for e in plan.entries)
     # What every phase imports is imported before any is timed (the flow has Prefect, Dask
     # and the science stack loaded before the stage starts; importing them took 1.5 s).

@@ -52,7 +52,7 @@ if "membership" in sys.argv:       # one core, as bench_membership (set before n
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import measured  # noqa: E402
+from _measure import bench_night, measured  # noqa: E402
 from bench_calibration import cluster_client, ready, run_ours  # noqa: E402
 
 warnings.simplefilter("ignore")
@@ -257,16 +257,7 @@ def main() -> int:
     names = [v for v in args.variants.split(",") if v]
     if "ours" not in names:
         names.insert(0, "ours")
-    from tgpcore.calibration.plan import build_plan
-    from tgpcore.inventory import scan_night
-    from tgpcore.simulate import simulate_night
-
-    night = Path(args.night)
-    if not (night / "truth" / "truth.json").exists():
-        print(f"simulating the bench night into {night} ...", flush=True)
-        simulate_night(night, preset="bench", seed=1, workers=2)
-    inv = scan_night(night / "raw")
-    plan = build_plan(inv)
+    night, inv, plan = bench_night(args.night)
     import astroscrappy  # noqa: F401
     import ccdproc  # noqa: F401
     import distributed  # noqa: F401

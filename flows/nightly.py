@@ -123,35 +123,8 @@ def nightly_flow(params: NightlyParams | None = None, fail_when_a_night_fails: b
             if claim is None:
                 skipped.append(str(night.path))
                 continue
-            logger.info("night %s: processing (attempt %d)", night.path.name, claim.attempt)
-            confine_parameters(params, relative_to=night.path)
-            run_params = FullRunParams(data=str(night.data), out=str(out),
-                                       gaia_file=_gaia_file(night.path, params.gaia_file),
-                                       to_stage=params.to_stage, runner=params.runner)
-            try:
-                result = full_run_flow.with_options(
-                    task_runner=runner, flow_run_name=f"night-{night.path.name}")(run_params)
-            except Exception as exc:  # noqa: BLE001 - one night's failure is recorded, not fatal
-                message = error_text(exc)
-                run_id = _failed_run_id(db, night.data)
-                finish_night(db, claim, "failed", run_id=run_id, message=message)
-                processed[str(night.path)] = {"status": "failed", "run_id": run_id,
-                                              "message": message}
-                logger.error("night %s failed: %s", night.path.name, message)
-                continue
-            outcome, note = night_outcome(result["status"], result.get("failed") or {})
-            finish_night(db, claim, outcome, run_id=result["run_id"], message=note)
-            processed[str(night.path)] = {"status": outcome, "run_id": result["run_id"],
-                                          "run_status": result["status"], "message": note}
-            (logger.info if outcome == "done" else logger.error)(
-                "night %s: %s after attempt %d (run %s, %s)%s", night.path.name, outcome,
-                claim.attempt, result["run_id"], result["status"], f": {note}" if note else "")
-    rows = [{"night": Path(p).name, "status": v["status"], "run": v["run_id"] or "",
-             "message": v.get("message") or ""} for p, v in processed.items()]
-    rows += [{"night": Path(p).name, "status": "skipped (done, running or given up)",
-              "run": "", "message": ""} for p in skipped]
-    if rows:
-        create_table_artifact(rows, key="nightly-nights", description=f"Nights of {params.inbox}")
+            processed[str(night.path)] = _process_night(db, params, night, claim, out, runner)
+    _nights_artifact(params.inbox, processed, skipped)
     failed = [p for p, v in processed.items() if v["status"] == "failed"]
     logger.info("nightly: %d processed (%d failed), %d skipped", len(processed), len(failed),
                 len(skipped))
@@ -161,6 +134,45 @@ def nightly_flow(params: NightlyParams | None = None, fail_when_a_night_fails: b
         return Failed(message=f"{len(failed)} of {len(processed)} night(s) failed: " + "; ".join(
             f"{Path(p).name}: {processed[p]['message']}" for p in failed), data=summary)
     return summary
+
+
+def _process_night(db: Any, params: NightlyParams, night: Any, claim: Claim, out: Path,
+                   runner: Any) -> dict[str, Any]:
+    """Run one claimed night's full run and record its outcome (a failure is recorded, not
+    raised: one night never stops the others)."""
+    logger = get_run_logger()
+    logger.info("night %s: processing (attempt %d)", night.path.name, claim.attempt)
+    confine_parameters(params, relative_to=night.path)
+    run_params = FullRunParams(data=str(night.data), out=str(out),
+                               gaia_file=_gaia_file(night.path, params.gaia_file),
+                               to_stage=params.to_stage, runner=params.runner)
+    try:
+        result = full_run_flow.with_options(
+            task_runner=runner, flow_run_name=f"night-{night.path.name}")(run_params)
+    except Exception as exc:  # noqa: BLE001 - one night's failure is recorded, not fatal
+        message = error_text(exc)
+        run_id = _failed_run_id(db, night.data)
+        finish_night(db, claim, "failed", run_id=run_id, message=message)
+        logger.error("night %s failed: %s", night.path.name, message)
+        return {"status": "failed", "run_id": run_id, "message": message}
+    outcome, note = night_outcome(result["status"], result.get("failed") or {})
+    finish_night(db, claim, outcome, run_id=result["run_id"], message=note)
+    (logger.info if outcome == "done" else logger.error)(
+        "night %s: %s after attempt %d (run %s, %s)%s", night.path.name, outcome,
+        claim.attempt, result["run_id"], result["status"], f": {note}" if note else "")
+    return {"status": outcome, "run_id": result["run_id"], "run_status": result["status"],
+            "message": note}
+
+
+def _nights_artifact(inbox: str, processed: dict[str, dict[str, Any]],
+                     skipped: list[str]) -> None:
+    """The UI's table of the nights of this run."""
+    rows = [{"night": Path(p).name, "status": v["status"], "run": v["run_id"] or "",
+             "message": v.get("message") or ""} for p, v in processed.items()]
+    rows += [{"night": Path(p).name, "status": "skipped (done, running or given up)",
+              "run": "", "message": ""} for p in skipped]
+    if rows:
+        create_table_artifact(rows, key="nightly-nights", description=f"Nights of {inbox}")
 
 
 def main(argv: list[str] | None = None) -> int:
