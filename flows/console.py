@@ -38,6 +38,23 @@ def configure_console(verbose: bool = False) -> None:
     logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
+class QuietTaskRuns(logging.Filter):
+    """The console's filter: a task run's records below WARNING are not printed (the stage's
+    progress line says what the tasks did)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith(
+            "prefect.task_runs")
+
+
+def tgp_changes(config: dict) -> dict:
+    """What :data:`PREFECT_LOGGING_FILE` changes in Prefect's logging configuration."""
+    config["formatters"]["standard"]["()"] = "flows.console.ConsoleFormatter"
+    config.setdefault("filters", {})["quiet_task_runs"] = {"()": "flows.console.QuietTaskRuns"}
+    config["handlers"]["console"]["filters"] = ["quiet_task_runs"]
+    return config
+
+
 def __getattr__(name: str):
     """``ConsoleFormatter``, built on first use (it needs Prefect, which this module does
     not import: the command line imports it before it knows whether Prefect will run)."""

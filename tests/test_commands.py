@@ -177,23 +177,34 @@ def test_the_answer_names_the_bands_each_fit_used():
     assert lines[2] == "isochrone fit NGC 2420 (Gaia G, BP, RP): FAILED: no members"
 
 
-def test_prefect_logging_file_is_prefects_own_but_for_the_console_formatter():
-    """flows/prefect_logging.yml follows Prefect's file (checked again at every upgrade)."""
+def test_prefect_logging_file_is_prefects_own_but_for_the_console():
+    """flows/prefect_logging.yml is Prefect's file with tgp's changes to the console only
+    (checked again at every Prefect upgrade)."""
     import importlib.util
 
-    from flows.console import PREFECT_LOGGING_FILE
+    import yaml
+
+    from flows.console import PREFECT_LOGGING_FILE, tgp_changes
 
     spec = importlib.util.find_spec("prefect")
     theirs = Path(spec.submodule_search_locations[0]) / "logging" / "logging.yml"
+    assert (yaml.safe_load(PREFECT_LOGGING_FILE.read_text())
+            == tgp_changes(yaml.safe_load(theirs.read_text())))
 
-    def code(path):
-        return [ln for ln in path.read_text().splitlines() if not ln.startswith("#")]
 
-    ours = code(PREFECT_LOGGING_FILE)
-    assert len(ours) == len(code(theirs))
-    changed = [(a, b) for a, b in zip(ours, code(theirs), strict=True) if a != b]
-    assert changed == [("    (): flows.console.ConsoleFormatter",
-                        "    (): prefect.logging.formatters.PrefectFormatter")]
+def test_console_leaves_out_task_runs_info_lines():
+    import logging
+
+    from flows.console import QuietTaskRuns
+
+    def rec(name, level):
+        return logging.LogRecord(name, level, __file__, 1, "m", (), None)
+
+    keep = QuietTaskRuns().filter
+    assert not keep(rec("prefect.task_runs", logging.INFO))
+    assert keep(rec("prefect.task_runs", logging.WARNING))
+    assert keep(rec("prefect.flow_runs", logging.INFO))      # the stages' progress lines
+
 
 def test_console_prints_a_failed_tasks_exception_in_one_line():
     """No traceback per failed task on the console; the handlers after it still get it."""
