@@ -54,7 +54,7 @@ from tgpcore.photcal.plan import (
     standard_frames,
 )
 from tgpcore.plots.photcal import residuals_figure
-from tgpcore.qc import photcal_alarms
+from tgpcore.qc import Alarm, photcal_alarms
 
 PHOTCAL_PARAMS_VERSION = 2  # 2: standards through the program stars' apertures; GLS fit
 
@@ -93,6 +93,8 @@ class PhotcalOutcome:
     standards: dict[str, dict[str, Any]] = field(default_factory=dict)  # frame -> summary
     plots: list[str] = field(default_factory=list)
     sky_mag_arcsec2: dict[str, float] = field(default_factory=dict)  # stack id -> sky
+    qc: dict[str, float] = field(default_factory=dict)       # the run's photcal QC figures
+    alarms: list[dict[str, Any]] = field(default_factory=list)  # the stage's alarms
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data."""
@@ -159,7 +161,12 @@ def run_photcal_stage(session: RunSession, params: PhotcalParams, photometry: An
         done = StageRunner(session, counts).run([item])["photcal"]
         if not done.ok:
             raise RuntimeError(done.reason)
-        out = PhotcalOutcome(**{k: done.result[k] for k in PhotcalOutcome.__dataclass_fields__})
+        out = PhotcalOutcome(**{k: done.result[k] for k in PhotcalOutcome.__dataclass_fields__
+                                if k in done.result})
+        if done.reused:      # a reused calibration still tells this run its figures and alarms
+            if out.qc:
+                session.db.add_qc(session.run_id, out.qc)
+            raise_alarms(session, [Alarm(**a) for a in out.alarms])
         counts.total, counts.done = len(clusters), len(out.catalogues)
         counts.failed, counts.reused = len(out.failed), len(out.catalogues) * done.reused
         counts.extra.update({"solutions": len(out.solutions), "standard_frames": len(frames)})
@@ -270,10 +277,11 @@ class _Photcal:
                                                "version": PHOTCAL_PARAMS_VERSION}, __version__)
         pid = db.record_product(run_id, "photcal_solution", pkey, None, None, inputs,
                                 {k: v for k, v in s.items() if k != "extra"}, __version__)
-        db.add_qc(run_id, {f"{f}_zp": s["zp"], f"{f}_zp_err": s["zp_err"], f"{f}_k": s["k"],
-                           f"{f}_k_err": s["k_err"], f"{f}_c": s["c"], f"{f}_c_err": s["c_err"],
-                           f"{f}_rms": s["rms"], f"{f}_n_standards": float(s["n_used"])},
-                  product_id=pid)
+        qc = {f"{f}_zp": s["zp"], f"{f}_zp_err": s["zp_err"], f"{f}_k": s["k"],
+              f"{f}_k_err": s["k_err"], f"{f}_c": s["c"], f"{f}_c_err": s["c_err"],
+              f"{f}_rms": s["rms"], f"{f}_n_standards": float(s["n_used"])}
+        db.add_qc(run_id, qc, product_id=pid)
+        self.out.qc.update(qc)
 
     def reference(self, cluster: str, cres: dict[str, Any], bands: tuple[str, ...]
                   ) -> dict[str, Any]:
@@ -323,8 +331,9 @@ class _Photcal:
                            {b: [s["zp"], s["k"], s["c"]] for b, s in sols.items()}, __version__)
         pid = db.record_product(run_id, "calibrated_catalog", pkey, res["ecsv"], res["checksum"],
                                 inputs, {"methods": res["methods"]}, __version__)
-        db.add_qc(run_id, {f"n_{b}": float(v) for b, v in res["n_calibrated"].items()},
-                  product_id=pid)
+        qc = {f"n_{b}": float(v) for b, v in res["n_calibrated"].items()}
+        db.add_qc(run_id, qc, product_id=pid)
+        self.out.qc.update(qc)
 
     def alarms(self, clusters: dict[str, Any], photometry: Any, night_sols: dict[str, Any]
                ) -> None:
@@ -341,9 +350,11 @@ class _Photcal:
             alarms += found
             self.out.sky_mag_arcsec2.update(sky)
             if sky:
-                self.session.db.add_qc(self.session.run_id,
-                                       {f"sky_mag_arcsec2:{k}": v for k, v in sky.items()})
+                qc = {f"sky_mag_arcsec2:{k}": v for k, v in sky.items()}
+                self.session.db.add_qc(self.session.run_id, qc)
+                self.out.qc.update(qc)
         raise_alarms(self.session, alarms)
+        self.out.alarms = [asdict(a) for a in alarms]
 
 
 def _photcal_report(out: PhotcalOutcome) -> None:

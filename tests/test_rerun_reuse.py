@@ -40,6 +40,14 @@ def test_rerunning_a_finished_run_reuses_every_product(tmp_path, monkeypatch):
             continue  # nothing made the first time: nothing to reuse
         c = again[stage].counters
         assert c["total"] > 0 and c["reused"] == c["total"], (stage, c)
+    # a reused photometric calibration still gives this run its QC figures and alarms
+    qc_first, qc_second = db.qc(first["run_id"]), db.qc(second["run_id"])
+    sky_qc = [k for k in qc_first if k.startswith("sky_mag_arcsec2:")]   # the report's sky
+    assert sky_qc and all(qc_second.get(k) == qc_first[k] for k in sky_qc), sky_qc
+    assert ([(a["stage"], a["subject"]) for a in db.alarms(second["run_id"])
+             if a["stage"] == "photcal"]
+            == [(a["stage"], a["subject"]) for a in db.alarms(first["run_id"])
+                if a["stage"] == "photcal"])
     before = {(p.kind, p.key, p.path) for p in db.products(first["run_id"])}
     after = {(p.kind, p.key, p.path) for p in db.products(second["run_id"])
              if p.kind != "report"}
