@@ -132,14 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             out_dir = Path(args.out)
             out_dir.mkdir(parents=True, exist_ok=True)
-            children = None
-            if not args.no_plots:
-                from tgpcore.plots.child import membership_figure_children
+            from tgpcore.membership.run import run_membership
+            from tgpcore.plots.child import membership_figure_children
 
-                children = membership_figure_children(out_dir)  # before the heavy imports
+            # forked once the science stack is imported (the children share it), before the
+            # members are found: they import matplotlib while the parent computes
+            children = None if args.no_plots else membership_figure_children(out_dir)
             try:
-                from tgpcore.membership.run import run_membership
-
                 catalog = args.catalog or gaia_cone_file(args, out_dir)
                 centre = (args.ra, args.dec) if args.ra is not None else None
                 out = run_membership(catalog, out_dir, centre, args.radius,

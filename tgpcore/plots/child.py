@@ -1,14 +1,14 @@
 """Figures drawn by forked processes while the parent goes on (a command line's speed-up).
 
-A :class:`FigureChildren` forks its processes at once, before the parent imports the science
-stack: each imports matplotlib and the plotting code on the other core while the parent
-imports and computes, then waits. The parent hands them its result (through a pipe) when it
+A :class:`FigureChildren` forks its processes once the parent has imported the science stack
+(the children share it) and before it computes: each imports matplotlib and the plotting code
+while the parent computes, then waits. The parent hands them its result (through a pipe) when it
 has one, writes its tables while they draw, and waits for them at the end. Each child draws
 a part of the figures (``function(result, out_dir, names=part)``).
 
 Only a single-threaded process forks (:meth:`FigureChildren.possible`): forking a process
 that runs other threads can copy a lock held by one of them (logging, a database pool) into
-the child. This module imports nothing heavy, so that forking costs nothing to set up.
+the child.
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ class FigureChildren:
 
 def membership_figure_children(out_dir: str | Path) -> FigureChildren | None:
     """Two processes that will draw the membership figures (halves of about equal drawing
-    time), or None where this process must not fork. Start them first thing."""
+    time), or None where this process must not fork. Start them before the members are
+    found."""
     if not FigureChildren.possible():
         return None
     return FigureChildren("tgpcore.plots.membership:membership_figures", out_dir,
