@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _astrometry import wcs_rms_vs_truth
 from astropy.io import fits
 from astropy.wcs import WCS
 
@@ -23,15 +24,6 @@ from tgpcore.simulate.wcs import WCS_KEYS
 from _calibrated import build_masters, calibrate_entries
 
 pytestmark = pytest.mark.slow
-
-
-def wcs_rms_vs_truth(w: WCS, true: WCS, shape=(256, 256), n=12) -> float:
-    """RMS sky distance (arcsec) between two WCS over a grid of the field."""
-    gx, gy = np.meshgrid(np.linspace(0, shape[1] - 1, n), np.linspace(0, shape[0] - 1, n))
-    a = np.array(true.all_pix2world(gx.ravel(), gy.ravel(), 0))
-    b = np.array(w.all_pix2world(gx.ravel(), gy.ravel(), 0))
-    d = np.hypot((a[0] - b[0]) * np.cos(np.radians(a[1])), a[1] - b[1]) * 3600.0
-    return float(np.sqrt(np.mean(d**2)))
 
 
 @pytest.fixture(scope="module")
