@@ -26,10 +26,9 @@ from _calibrated import build_masters, calibrate_entries
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def solved(tmp_path_factory):
-    root = tmp_path_factory.mktemp("astnight")
-    nt = simulate_night(root / "night", preset="tiny", seed=5, filters=("V",), n_dither=3)
+def _first_pointing_stack(nt, root):
+    """Calibrate, align and stack the science frames of the night's first pointing; return
+    (those frames' rows, the aligned frames by file name, the stack, the reference's row)."""
     fr = nt.frames()
     grp = fr[(fr["kind"] == "science") & (fr["pointing_index"] == 0)]
     inv, plan, masters = build_masters(nt.raw_dir, root)
@@ -39,6 +38,14 @@ def solved(tmp_path_factory):
     al = {n: align_to_reference(cal[n], ref) for n in grp["filename"]}
     stack = make_stack(list(al.values()), ref["shape"], str(root / "stack.fits"))
     ref_row = grp[[cal[n] == ref["path"] for n in grp["filename"]]][0]
+    return grp, al, stack, ref_row
+
+
+@pytest.fixture(scope="module")
+def solved(tmp_path_factory):
+    root = tmp_path_factory.mktemp("astnight")
+    nt = simulate_night(root / "night", preset="tiny", seed=5, filters=("V",), n_dither=3)
+    grp, al, stack, ref_row = _first_pointing_stack(nt, root)
     dec0 = float(ref_row["dec_header_deg"])
     hint = (float(ref_row["ra_header_deg"]) + 14 / 60 / np.cos(np.radians(dec0)), dec0 - 14 / 60)
     out = solve_image(stack["path"], 0.5, *hint, reference=nt.gaia(),
@@ -137,15 +144,7 @@ def distorted(tmp_path_factory):
     root = tmp_path_factory.mktemp("distorted")
     nt = simulate_night(root / "night", preset="tiny", seed=5, filters=("V",), n_dither=3,
                         distortion_k3=DISTORTION_K3, nx=512, ny=512)
-    fr = nt.frames()
-    grp = fr[(fr["kind"] == "science") & (fr["pointing_index"] == 0)]
-    inv, plan, masters = build_masters(nt.raw_dir, root)
-    res = calibrate_entries(inv, plan, masters, root, names=set(grp["filename"]))
-    cal = {n: r["product"] for n, r in res.items()}
-    ref = prepare_reference(list(cal.values()))
-    al = [align_to_reference(cal[n], ref) for n in grp["filename"]]
-    stack = make_stack(al, ref["shape"], str(root / "stack.fits"))
-    ref_row = grp[[cal[n] == ref["path"] for n in grp["filename"]]][0]
+    _, _, stack, ref_row = _first_pointing_stack(nt, root)
     return nt, ref_row, stack["path"]
 
 
