@@ -7,6 +7,7 @@ from pathlib import Path
 from tgpcore.calibration.plan import build_plan
 from tgpcore.calibration.products import make_calibrated, make_master
 from tgpcore.inventory import scan_night
+from tgpcore.simulate import simulate_night
 
 
 def frame_input(rec) -> dict:
@@ -44,3 +45,12 @@ def calibrate_entries(inv, plan, masters, out: Path, names=None, **kw) -> dict[s
                                         str(out / "calibrated" / name), masters.get(e.bias_key),
                                         masters.get(e.dark_key), masters.get(e.flat_key), **kw)
     return results
+
+
+def calibrated_night(root: Path, **simulate):
+    """A simulated night (``simulate_night(root / "night", **simulate)``) with its masters and
+    every frame calibrated under ``root / "out"``; return (truth, plan, masters, results)."""
+    truth = simulate_night(root / "night", **simulate)
+    inv, plan, masters = build_masters(truth.raw_dir, root / "out")
+    results = calibrate_entries(inv, plan, masters, root / "out")
+    return truth, plan, masters, results

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from prefect.testing.utilities import prefect_test_harness
 
+from flows.photcal import PhotcalParams
 from flows.runners import RunnerSettings, make_task_runner
 from flows.walk import run_stages
 
@@ -21,6 +23,15 @@ def stages_to_photometry(params: Any) -> SimpleNamespace:
                            plan=night.get("plan"), cal=night.get("calibrate"),
                            reg=night.get("register"), sol=night.get("solve"),
                            phot=night.get("photometry"))
+
+
+def photcal_params(night: Any, out: Path, runner: RunnerSettings) -> PhotcalParams:
+    """Photcal parameters for a simulated night: its raw frames, Gaia table and standards, and
+    the header then catalogue plate solvers; products under ``out``."""
+    return PhotcalParams(data=str(night.raw_dir), out=str(out), runner=runner,
+                         reference_catalog=str(night.gaia_path),
+                         solvers=["header", "catalogue"],
+                         standards_catalog=str(night.standards_path))
 
 
 def run_in_harness(flow_fn: Callable[[], Any], runner: RunnerSettings) -> Any:

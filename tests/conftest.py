@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -48,9 +49,12 @@ def _postgres_required() -> bool:
     return bool(os.environ.get("CI")) or os.environ.get("TGP_REQUIRE_POSTGRES") == "1"
 
 
-@pytest.fixture(scope="session")
-def pg_server_url() -> Iterator[str]:
-    """URL of a PostgreSQL database of this test session (created here, dropped after)."""
+def pg_admin_engine(can_fail: bool = True) -> Engine:
+    """An AUTOCOMMIT engine on the server at ``PG_ADMIN_URL``.
+
+    Skips the test if the server is unreachable; with ``can_fail``, fails it instead when
+    ``CI`` is set or ``TGP_REQUIRE_POSTGRES=1``.
+    """
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
                           connect_args={"connect_timeout": 5})
     try:
@@ -59,18 +63,37 @@ def pg_server_url() -> Iterator[str]:
     except SQLAlchemyError as exc:
         admin.dispose()
         reason = f"PostgreSQL unreachable at {make_url(PG_ADMIN_URL)!r}: {exc.__cause__ or exc}"
+        if not can_fail:
+            pytest.skip(reason)
         if _postgres_required():
             pytest.fail(reason)
         pytest.skip(f"{reason} (set TGP_REQUIRE_POSTGRES=1 or CI to fail instead)")
-    name = f"tgp_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    return admin
+
+
+@contextmanager
+def temporary_pg_databases(names: Sequence[str], can_fail: bool = True) -> Iterator[URL]:
+    """Create the databases ``names`` on the server at ``PG_ADMIN_URL`` and yield the server's
+    URL; the databases are dropped after. Skips (or fails) as :func:`pg_admin_engine` does."""
+    admin = pg_admin_engine(can_fail)
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        for name in names:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        yield make_url(PG_ADMIN_URL)
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            for name in names:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """URL of a PostgreSQL database of this test session (created here, dropped after)."""
+    name = f"tgp_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with temporary_pg_databases([name]) as server:
+        yield server.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")

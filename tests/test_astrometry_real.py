@@ -68,6 +68,17 @@ def _solve(tmp, path, rec, reference, name, **kw):
                        plot_path=tmp / "plots" / f"astrometry_{name}.png", **kw)
 
 
+def _solve_and_show(tmp, path, rec, reference, name, label, fwhm=False):
+    """:func:`_solve`, print the solution's figures, and check that it solved."""
+    sol = _solve(tmp, path, rec, reference, name)
+    seeing = f", FWHM {sol['fwhm_px']} px" if fwhm else ""
+    print(f"NGC 2420 V vs {label}: {sol['n_matched']} stars, RMS {sol['rms_arcsec']:.3f}\", "
+          f"{sol['n_rejected']} clipped, SIP degree {sol['sip_degree']}, leave-one-out "
+          f"{sol['cv_arcsec']}{seeing}, {sol['attempts'][-1]['seconds']} s")
+    assert sol["status"] == "ok", sol["reason"]
+    return sol
+
+
 def _centre(sol, shape=(1024, 1024)) -> SkyCoord:
     w = WCS(fits.Header.fromstring(sol["wcs_header"], sep="\n"))
     ra, dec = w.all_pix2world([(shape[1] - 1) / 2], [(shape[0] - 1) / 2], 0)
@@ -87,11 +98,7 @@ def test_inventory_position_is_precessed_by_the_profile(v_stack):
 
 def test_v_stack_against_gaia_members(v_stack):
     tmp, path, rec = v_stack
-    sol = _solve(tmp, path, rec, GAIA, "gaia")
-    print(f"NGC 2420 V vs Gaia: {sol['n_matched']} stars, RMS {sol['rms_arcsec']:.3f}\", "
-          f"{sol['n_rejected']} clipped, SIP degree {sol['sip_degree']}, leave-one-out "
-          f"{sol['cv_arcsec']}, FWHM {sol['fwhm_px']} px, {sol['attempts'][-1]['seconds']} s")
-    assert sol["status"] == "ok", sol["reason"]
+    sol = _solve_and_show(tmp, path, rec, GAIA, "gaia", "Gaia", fwhm=True)
     assert sol["n_matched"] >= 100
     assert sol["rms_arcsec"] <= 0.12
     assert sol["sip_degree"] is not None and sol["sip_degree"] >= 2
@@ -102,11 +109,7 @@ def test_v_stack_against_gaia_members(v_stack):
 
 def test_v_stack_against_sdss(v_stack):
     tmp, path, rec = v_stack
-    sol = _solve(tmp, path, rec, SDSS, "sdss")
-    print(f"NGC 2420 V vs SDSS: {sol['n_matched']} stars, RMS {sol['rms_arcsec']:.3f}\", "
-          f"{sol['n_rejected']} clipped, SIP degree {sol['sip_degree']}, leave-one-out "
-          f"{sol['cv_arcsec']}, {sol['attempts'][-1]['seconds']} s")
-    assert sol["status"] == "ok", sol["reason"]
+    sol = _solve_and_show(tmp, path, rec, SDSS, "sdss", "SDSS")
     assert sol["n_matched"] >= 25
     assert sol["rms_arcsec"] <= 0.15
     gaia = _solve(tmp, path, rec, GAIA, "gaia2")

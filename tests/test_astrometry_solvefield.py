@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _astrometry import wcs_rms_vs_truth
 from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
@@ -69,14 +70,6 @@ def field_stars(w: WCS, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
     return xy[order], mag[order]
 
 
-def rms_vs_truth(w: WCS, true: WCS, n: int = 12) -> float:
-    gx, gy = np.meshgrid(np.linspace(0, SHAPE[1] - 1, n), np.linspace(0, SHAPE[0] - 1, n))
-    a = np.array(true.all_pix2world(gx.ravel(), gy.ravel(), 0))
-    b = np.array(w.all_pix2world(gx.ravel(), gy.ravel(), 0))
-    d = np.hypot((a[0] - b[0]) * np.cos(np.radians(a[1])), a[1] - b[1]) * 3600.0
-    return float(np.sqrt(np.mean(d ** 2)))
-
-
 @pytest.fixture(scope="module")
 def request_():
     w = true_wcs()
@@ -93,7 +86,7 @@ def test_solve_field_solves_a_wide_field_of_real_stars(request_):
     w, req = request_
     sol = solve_field(req, timeout_s=120.0)
     assert sol.ok, sol.reason
-    assert rms_vs_truth(sol.wcs, w) <= 1.0
+    assert wcs_rms_vs_truth(sol.wcs, w, shape=SHAPE) <= 1.0
 
 
 def test_cascade_falls_through_to_solve_field(request_):
@@ -102,4 +95,4 @@ def test_cascade_falls_through_to_solve_field(request_):
     assert sol.ok and sol.solver == "solve-field", attempts
     assert [a["solver"] for a in attempts] == ["header", "catalogue", "solve-field"]
     assert not attempts[0]["ok"] and not attempts[1]["ok"] and attempts[1]["reason"]
-    assert rms_vs_truth(sol.wcs, w) <= 1.0
+    assert wcs_rms_vs_truth(sol.wcs, w, shape=SHAPE) <= 1.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _astrometry import wcs_rms_vs_truth
 from astropy.io import fits
 from astropy.wcs import WCS
 
@@ -25,19 +26,9 @@ from _calibrated import build_masters, calibrate_entries
 pytestmark = pytest.mark.slow
 
 
-def wcs_rms_vs_truth(w: WCS, true: WCS, shape=(256, 256), n=12) -> float:
-    """RMS sky distance (arcsec) between two WCS over a grid of the field."""
-    gx, gy = np.meshgrid(np.linspace(0, shape[1] - 1, n), np.linspace(0, shape[0] - 1, n))
-    a = np.array(true.all_pix2world(gx.ravel(), gy.ravel(), 0))
-    b = np.array(w.all_pix2world(gx.ravel(), gy.ravel(), 0))
-    d = np.hypot((a[0] - b[0]) * np.cos(np.radians(a[1])), a[1] - b[1]) * 3600.0
-    return float(np.sqrt(np.mean(d**2)))
-
-
-@pytest.fixture(scope="module")
-def solved(tmp_path_factory):
-    root = tmp_path_factory.mktemp("astnight")
-    nt = simulate_night(root / "night", preset="tiny", seed=5, filters=("V",), n_dither=3)
+def _first_pointing_stack(nt, root):
+    """Calibrate, align and stack the science frames of the night's first pointing; return
+    (those frames' rows, the aligned frames by file name, the stack, the reference's row)."""
     fr = nt.frames()
     grp = fr[(fr["kind"] == "science") & (fr["pointing_index"] == 0)]
     inv, plan, masters = build_masters(nt.raw_dir, root)
@@ -47,6 +38,14 @@ def solved(tmp_path_factory):
     al = {n: align_to_reference(cal[n], ref) for n in grp["filename"]}
     stack = make_stack(list(al.values()), ref["shape"], str(root / "stack.fits"))
     ref_row = grp[[cal[n] == ref["path"] for n in grp["filename"]]][0]
+    return grp, al, stack, ref_row
+
+
+@pytest.fixture(scope="module")
+def solved(tmp_path_factory):
+    root = tmp_path_factory.mktemp("astnight")
+    nt = simulate_night(root / "night", preset="tiny", seed=5, filters=("V",), n_dither=3)
+    grp, al, stack, ref_row = _first_pointing_stack(nt, root)
     dec0 = float(ref_row["dec_header_deg"])
     hint = (float(ref_row["ra_header_deg"]) + 14 / 60 / np.cos(np.radians(dec0)), dec0 - 14 / 60)
     out = solve_image(stack["path"], 0.5, *hint, reference=nt.gaia(),
@@ -145,15 +144,7 @@ def distorted(tmp_path_factory):
     root = tmp_path_factory.mktemp("distorted")
     nt = simulate_night(root / "night", preset="tiny", seed=5, filters=("V",), n_dither=3,
                         distortion_k3=DISTORTION_K3, nx=512, ny=512)
-    fr = nt.frames()
-    grp = fr[(fr["kind"] == "science") & (fr["pointing_index"] == 0)]
-    inv, plan, masters = build_masters(nt.raw_dir, root)
-    res = calibrate_entries(inv, plan, masters, root, names=set(grp["filename"]))
-    cal = {n: r["product"] for n, r in res.items()}
-    ref = prepare_reference(list(cal.values()))
-    al = [align_to_reference(cal[n], ref) for n in grp["filename"]]
-    stack = make_stack(al, ref["shape"], str(root / "stack.fits"))
-    ref_row = grp[[cal[n] == ref["path"] for n in grp["filename"]]][0]
+    _, _, stack, ref_row = _first_pointing_stack(nt, root)
     return nt, ref_row, stack["path"]
 
 

@@ -14,16 +14,12 @@ from astropy.io import fits
 from tgpcore.io.fits import FLAG_COSMIC, read_ccd, read_flags
 from tgpcore.simulate import render_signal, simulate_night
 
-from _calibrated import build_masters, calibrate_entries
+from _calibrated import build_masters, calibrate_entries, calibrated_night
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    truth = simulate_night(root / "night", preset="tiny", seed=11)
-    inv, plan, masters = build_masters(truth.raw_dir, root / "out")
-    results = calibrate_entries(inv, plan, masters, root / "out")
-    return truth, plan, masters, results
+    return calibrated_night(tmp_path_factory.mktemp("tiny"), preset="tiny", seed=11)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import http.server
 import logging
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import astroquery
@@ -119,6 +120,19 @@ def service(request) -> Iterator[FakeService]:
     yield srv
     srv.shutdown()
     srv.server_close()
+
+
+@contextmanager
+def fake_vizier(body: bytes) -> Iterator[tuple[FakeService, VizierService]]:
+    """A :class:`FakeService` answering ``body``, serving in a thread until the block ends, and
+    a :class:`VizierService` that asks it."""
+    srv = FakeService(body)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield srv, VizierService(server=f"127.0.0.1:{srv.server_port}", scheme="http",
+                                 timeout_s=5)
+    finally:
+        srv.shutdown()
 
 
 def _cone(srv: FakeService, **kw) -> Table:

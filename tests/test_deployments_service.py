@@ -17,10 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 from _services import BIN, ROOT, base_env, free_port, service
-from conftest import PG_ADMIN_URL
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from conftest import temporary_pg_databases
+from sqlalchemy import select, text
 
 from tgpcore.rundb import NightAttempt, RunDB, open_db, session_scope
 from tgpcore.rundb.models import Frame, Product, Run
@@ -32,28 +30,11 @@ FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 @pytest.fixture()
 def pg_databases():
     """Two fresh PostgreSQL databases: Prefect's and tgp's run database (dropped after)."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
-                          connect_args={"connect_timeout": 5})
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except SQLAlchemyError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
     names = [f"tgp_svc_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("prefect", "runs")]
-    with admin.connect() as conn:
-        for name in names:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base = make_url(PG_ADMIN_URL)
-    try:
+    with temporary_pg_databases(names, can_fail=False) as base:
         yield {"prefect": base.set(drivername="postgresql+asyncpg", database=names[0])
                .render_as_string(hide_password=False),
                "runs": base.set(database=names[1]).render_as_string(hide_password=False)}
-    finally:
-        with admin.connect() as conn:
-            for name in names:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _cli(args: list[str], env: dict[str, str], log: Path, timeout: float = 300) -> str:

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from _services import ROOT, base_env
 from astropy.io import fits
-from conftest import PG_ADMIN_URL
+from conftest import temporary_pg_databases
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 from test_astrometry_nova import KEY, FakeNova
 
@@ -166,25 +166,9 @@ def test_killed_mid_stage_then_resumed(night, api_url, tmp_path):
 
 @pytest.fixture()
 def pg_run_db():
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
-                          connect_args={"connect_timeout": 5})
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except SQLAlchemyError as exc:
-        admin.dispose()
-        if os.environ.get("CI") or os.environ.get("TGP_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
     name = f"tgp_conc_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_pg_databases([name]) as server:
+        yield server.set(database=name).render_as_string(hide_password=False)
 
 
 def test_two_runs_at_once_on_one_postgres_database(night, api_url, pg_run_db, tmp_path):

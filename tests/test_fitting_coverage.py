@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _fittable import truth_table
 
 from tgpcore.fitting import FitSettings, fit_cluster, photometry_from_table
 from tgpcore.fitting.mock import mock_cluster
@@ -107,17 +108,12 @@ def _fit_case(args: tuple) -> dict:
 
 
 def _table(rows: list[dict]) -> str:
-    lines = [f"{'#':>2} {'N':>4} {'drift':>5} " + " ".join(
-        f"{k:>8} {'err':>6} {'tot':>6}" for k in PARAMS) + "   s"]
-    for r in rows:
-        cells = []
-        for k in PARAMS:
-            p, t = r[k], r["truth"][k]
-            hit = "" if p["lo"] <= t <= p["hi"] else "*"
-            cells.append(f"{t:8.3f} {p['p50'] - t:+6.3f} {p['total']:6.3f}{hit:1}")
-        lines.append(f"{r['case']:2d} {r['n_fitted']:4d} {r['drift']:5.2f} " + " ".join(cells)
-                     + f" {r['seconds']:4.0f}")
-    return "\n".join(lines)
+    head = f"{'#':>2} {'N':>4} {'drift':>5} " + " ".join(
+        f"{k:>8} {'err':>6} {'tot':>6}" for k in PARAMS) + "   s"
+    return truth_table(rows, PARAMS, head, ("lo", "hi"),
+                       lambda p, t: f"{t:8.3f} {p['p50'] - t:+6.3f} {p['total']:6.3f}",
+                       lambda r: f"{r['case']:2d} {r['n_fitted']:4d} {r['drift']:5.2f} ",
+                       lambda r: f" {r['seconds']:4.0f}")
 
 
 @pytest.fixture(scope="module")

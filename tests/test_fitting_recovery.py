@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _fittable import truth_table
 from astropy.table import Table
 
 from tgpcore.fitting import FitSettings, fit_cluster, photometry_from_table
@@ -118,18 +119,16 @@ def _run(jobs: list[tuple]) -> list[dict]:
 
 
 def _table(rows: list[dict]) -> str:
-    lines = [f"{'#':>2} {'N':>5} {'from':<6} " + " ".join(
-        f"{k + ' true':>12} {'fit (p16-p84)':>22}" for k in PARAMS) + "  s_fit"]
-    for r in rows:
-        cells = []
-        for k in PARAMS:
-            p, t = r[k], r["truth"][k]
-            hit = "" if p["p16"] <= t <= p["p84"] else "*"
-            cells.append(f"{t:12.3f} {p['p50']:+9.3f} ({p['p16']:.3f}-{p['p84']:.3f}){hit:1}")
+    head = f"{'#':>2} {'N':>5} {'from':<6} " + " ".join(
+        f"{k + ' true':>12} {'fit (p16-p84)':>22}" for k in PARAMS) + "  s_fit"
+
+    def lead(r: dict) -> str:
         src = "interp" if r["drawn_from"].startswith("EEP") else "node"
-        lines.append(f"{r['case']:2d} {r['n_stars']:5d} {src:<6} " + " ".join(cells)
-                     + f" {r['seconds']:5.1f}")
-    return "\n".join(lines)
+        return f"{r['case']:2d} {r['n_stars']:5d} {src:<6} "
+
+    return truth_table(rows, PARAMS, head, ("p16", "p84"),
+                       lambda p, t: f"{t:12.3f} {p['p50']:+9.3f} ({p['p16']:.3f}-{p['p84']:.3f})",
+                       lead, lambda r: f" {r['seconds']:5.1f}")
 
 
 @pytest.mark.slow

@@ -76,12 +76,18 @@ def test_full_run_records_run_plan_and_unbuilt_stages(tmp_path, sqlite_env):
     assert Path(result["run_dir"]).is_dir()
 
 
+def _plan_only(data: Path, out: Path, capsys) -> str:
+    """What ``full_run --plan-only`` (threads) prints for ``data``; it must exit with 0."""
+    rc = full_run_main(["--data", str(data), "--out", str(out), "--plan-only",
+                        "--runner", "threads"])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    return printed
+
+
 def test_plan_only_cli_prints_plan(tmp_path, capsys, sqlite_env):
     night = small_night(tmp_path / "night", darks=False)
-    rc = full_run_main(["--data", str(night), "--out", str(tmp_path / "out"), "--plan-only",
-                        "--runner", "threads"])
-    out = capsys.readouterr().out
-    assert rc == 0
+    out = _plan_only(night, tmp_path / "out", capsys)
     assert "7/7 frames can be calibrated" in out
     assert "no dark frames in this night" in out
     assert "calibrate" not in out.split("run ")[-1]  # plan-only stops after the plan
@@ -142,10 +148,7 @@ def test_full_run_on_local_dask_cluster(tmp_path, sqlite_env):
 def test_plan_only_on_real_ngc2420(tmp_path, capsys, sqlite_env):
     if not CAHA.is_dir():
         pytest.skip(f"real data not found at {CAHA}")
-    rc = full_run_main(["--data", str(CAHA), "--out", str(tmp_path / "out"), "--plan-only",
-                        "--runner", "threads"])
-    out = capsys.readouterr().out
-    assert rc == 0
+    out = _plan_only(CAHA, tmp_path / "out", capsys)
     assert "11/11 frames can be calibrated" in out
     assert "no dark frames in this night" in out
     assert "Files (15):" in out                       # the biases and flats too

@@ -66,17 +66,24 @@ def _check(fit: dict, truth: dict) -> list[str]:
     return bad
 
 
+def _run(night: Path, data: Path, out: Path, **catalogues) -> tuple[dict, dict]:
+    """The full run of ``data`` with the night's standards and a short fit (threads); returns
+    its result and the simulator's true cluster."""
+    params = FullRunParams(data=str(data), out=str(out),
+                           standards_catalog=str(night / "truth" / "standards.ecsv"),
+                           fit_walkers=16, fit_steps=120, fit_burn=40, fit_max_steps=600,
+                           runner=THREADS, **catalogues)
+    result = full_run_flow.with_options(task_runner=make_task_runner(THREADS))(params)
+    truth = json.loads((night / "truth" / "truth.json").read_text())["cluster"]
+    return result, truth
+
+
 def test_offline_with_a_published_member_list(night, tmp_path, monkeypatch):
     monkeypatch.delenv("TGP_DATABASE_URL", raising=False)
     monkeypatch.setenv("TGP_OFFLINE", "1")
-    params = FullRunParams(data=str(night / "raw"), out=str(tmp_path / "out"),
-                           members=str(night / "published_members.ecsv"),
-                           standards_catalog=str(night / "truth" / "standards.ecsv"),
-                           reference_catalog=str(night / "truth" / "gaia.ecsv"),
-                           fit_walkers=16, fit_steps=120, fit_burn=40, fit_max_steps=600,
-                           runner=THREADS)
-    result = full_run_flow.with_options(task_runner=make_task_runner(THREADS))(params)
-    truth = json.loads((night / "truth" / "truth.json").read_text())["cluster"]
+    result, truth = _run(night, night / "raw", tmp_path / "out",
+                         members=str(night / "published_members.ecsv"),
+                         reference_catalog=str(night / "truth" / "gaia.ecsv"))
     name = truth["name"]
     assert result["catalogs"][name]["origin"] == "published member list"
     assert result["membership"][name]["status"] == "ok"
@@ -102,13 +109,8 @@ def test_a_night_without_u_fits_b_and_v(night, tmp_path, monkeypatch):
     for p in raw.glob("*.fits"):
         if fits.getheader(p).get("FILTER") == "U":
             p.unlink()
-    params = FullRunParams(data=str(raw), out=str(tmp_path / "out"),
-                           gaia_file=str(night / "truth" / "gaia.ecsv"),
-                           standards_catalog=str(night / "truth" / "standards.ecsv"),
-                           fit_walkers=16, fit_steps=120, fit_burn=40, fit_max_steps=600,
-                           runner=THREADS)
-    result = full_run_flow.with_options(task_runner=make_task_runner(THREADS))(params)
-    truth = json.loads((night / "truth" / "truth.json").read_text())["cluster"]
+    result, truth = _run(night, raw, tmp_path / "out",
+                         gaia_file=str(night / "truth" / "gaia.ecsv"))
     fit = result["isochrone_fit"][truth["name"]]
     assert fit["status"] == "ok" and fit["photometry"] == "johnson", fit
     obs = json.loads(Path(fit["fit_json"]).read_text())["data"]["observables"]

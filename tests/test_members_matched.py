@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ from astropy.table import MaskedColumn, Table
 from tgpcore.catalogs.matched import match_catalogue, membership_of
 from tgpcore.catalogs.members import member_list, read_member_list, vizier_member_list
 from tgpcore.catalogs.retry import RetryPolicy
-from tgpcore.catalogs.vizier import VizierService
 from tgpcore.membership.published import published_membership
 from tgpcore.photcal.products import finalise_catalogue
 
@@ -76,15 +74,11 @@ CG_MEMBERS_VOT = b"""<?xml version="1.0"?>
 
 
 def test_published_list_from_vizier_is_cached(tmp_path):
-    from test_catalogs import FakeService
+    from test_catalogs import fake_vizier
 
     from tgpcore.catalogs.cache import DirectoryCache
 
-    srv = FakeService(CG_MEMBERS_VOT)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    try:
-        svc = VizierService(server=f"127.0.0.1:{srv.server_port}", scheme="http", timeout_s=5)
+    with fake_vizier(CG_MEMBERS_VOT) as (srv, svc):
         cache = DirectoryCache(tmp_path)
         t = vizier_member_list("cantat-gaudin2020", "NGC 2420", service=svc, policy=FAST,
                                cache=cache)
@@ -95,8 +89,6 @@ def test_published_list_from_vizier_is_cached(tmp_path):
         again = member_list("vizier:cantat-gaudin2020", "NGC 2420", service=svc, cache=cache,
                             cache_mode="offline")
         assert len(again) == 2 and len(srv.requests) == n
-    finally:
-        srv.shutdown()
 
 
 def _gaia(n: int = 5) -> Table:

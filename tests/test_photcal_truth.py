@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _nightrun import run_in_harness, stages_to_photometry
+from _nightrun import photcal_params, run_in_harness, stages_to_photometry
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from prefect import flow
 
-from flows.photcal import PhotcalParams, run_photcal_stage
+from flows.photcal import run_photcal_stage
 from flows.runners import RunnerSettings
 from flows.session import run_database
 from tgpcore.photcal import read_hdf5_table
@@ -49,10 +49,7 @@ def night_run(tmp_path_factory):
                "V": stds["V"], "B_V": stds["B_V"]})
     t["U"] = np.where(np.arange(len(stds)) < 2, stds["V"] + stds["B_V"] + stds["U_B"], np.nan)
     t.write(crippled_path, overwrite=True)
-    params = PhotcalParams(data=str(nt.raw_dir), out=str(root / "out"), runner=THREADS,
-                           reference_catalog=str(nt.gaia_path),
-                           solvers=["header", "catalogue"],
-                           standards_catalog=str(nt.standards_path))
+    params = photcal_params(nt, root / "out", THREADS)
 
     @flow(name="test-photcal-night")
     def night_flow():

@@ -121,10 +121,10 @@ def test_alarms_of_simulated_nights(preset, tmp_path):
     """No alarm on the photometric ``tiny`` night (at the demo's cosmic-ray rate); on
     ``realsky``, the cloud (0.35 mag) is found by the transparency check and its bright sky
     by the photcal stage."""
-    from _nightrun import run_in_harness, stages_to_photometry
+    from _nightrun import photcal_params, run_in_harness, stages_to_photometry
     from prefect import flow
 
-    from flows.photcal import PhotcalParams, run_photcal_stage
+    from flows.photcal import run_photcal_stage
     from flows.runners import RunnerSettings
     from tgpcore.simulate import simulate_night
 
@@ -133,10 +133,7 @@ def test_alarms_of_simulated_nights(preset, tmp_path):
     # rate the cosmic-ray alarm is right to fire; here the night gets the demo's rate
     extra = {"cr_rate_per_cm2_s": 0.05} if preset == "tiny" else {}
     nt = simulate_night(tmp_path / "night", preset=preset, seed=3, **extra)
-    params = PhotcalParams(data=str(nt.raw_dir), out=str(tmp_path / "out"), runner=threads,
-                           reference_catalog=str(nt.gaia_path),
-                           solvers=["header", "catalogue"],
-                           standards_catalog=str(nt.standards_path))
+    params = photcal_params(nt, tmp_path / "out", threads)
 
     @flow(name="test-alarm-night")
     def night_flow():

@@ -27,18 +27,14 @@ import pytest
 from scipy import ndimage
 
 from tgpcore.io.fits import FLAG_COSMIC, FLAG_SATURATED, read_ccd, read_flags
-from tgpcore.simulate import render_signal, simulate_night
+from tgpcore.simulate import render_signal
 
-from _calibrated import build_masters, calibrate_entries
+from _calibrated import calibrated_night
 
 
 @pytest.fixture(scope="module")
 def realsky(tmp_path_factory):
-    root = tmp_path_factory.mktemp("realsky")
-    truth = simulate_night(root / "night", preset="realsky", seed=3)
-    inv, plan, masters = build_masters(truth.raw_dir, root / "out")
-    results = calibrate_entries(inv, plan, masters, root / "out")
-    return truth, plan, masters, results
+    return calibrated_night(tmp_path_factory.mktemp("realsky"), preset="realsky", seed=3)
 
 
 def test_master_bias_from_two_frames_and_a_stale_read_noise(realsky):

@@ -10,7 +10,6 @@ import base64
 import io
 import json
 import re
-import threading
 
 import numpy as np
 import PIL.Image
@@ -22,7 +21,6 @@ from astropy.wcs import WCS
 
 from tgpcore.catalogs.literature import literature_parameters
 from tgpcore.catalogs.retry import RetryPolicy
-from tgpcore.catalogs.vizier import VizierService
 from tgpcore.report import write_report
 from tgpcore.report.science import (
     limiting_magnitudes,
@@ -56,15 +54,11 @@ def test_parameter_table_holds_ours_gaia_truth_and_literature():
 
 
 def test_literature_from_vizier_is_cached_and_offline_safe(tmp_path):
-    from test_catalogs import CG2020_VOT, FakeService
+    from test_catalogs import CG2020_VOT, fake_vizier
 
     from tgpcore.catalogs.cache import DirectoryCache
 
-    srv = FakeService(CG2020_VOT)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    try:
-        svc = VizierService(server=f"127.0.0.1:{srv.server_port}", scheme="http", timeout_s=5)
+    with fake_vizier(CG2020_VOT) as (srv, svc):
         cache = DirectoryCache(tmp_path)
         (row,) = literature_parameters("NGC2682", cache=cache, service=svc,
                                        policy=RetryPolicy(attempts=1, timeout=5.0))
@@ -74,8 +68,6 @@ def test_literature_from_vizier_is_cached_and_offline_safe(tmp_path):
         n = len(srv.requests)
         (again,) = literature_parameters("NGC 2682", cache=cache, offline=True)
         assert again["log_age"] == 9.63 and len(srv.requests) == n
-    finally:
-        srv.shutdown()
     (none,) = literature_parameters("NGC 2420", cache=DirectoryCache(tmp_path), offline=True)
     assert none["log_age"] is None and "not available" in none["note"]
 

@@ -24,15 +24,12 @@ from tgpcore.rundb import (
     QCMetric,
     Run,
     RunDB,
-    current_revision,
-    downgrade,
-    head_revision,
     make_engine,
     open_db,
     resolve_database_url,
     session_scope,
-    upgrade,
 )
+from tgpcore.rundb.engine import current_revision, downgrade, head_revision, upgrade
 
 TABLES = {"alarms", "runs", "frames", "plan_masters", "plan_entries", "products", "stage_events",
           "qc_metrics", "cache_entries", "nights", "night_attempts", "product_lineage"}
