@@ -28,7 +28,7 @@ def test_children_draw_their_part_of_what_the_parent_sends(tmp_path):
     children = FigureChildren(f"{__name__}:_draw", tmp_path, [("a", "b"), ("c",)])
     assert len(children.children) == 2
     children.draw({"members": 3})
-    children.wait()
+    children.wait(timeout=120)
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
         "a": "a={'members': 3}", "b": "b={'members': 3}", "c": "c={'members': 3}"}
 
@@ -37,11 +37,18 @@ def test_a_failed_child_fails_the_wait_and_a_cancel_draws_nothing(tmp_path):
     children = FigureChildren(f"{__name__}:_fail", tmp_path, [("a",)])
     children.draw(1)
     with pytest.raises(RuntimeError, match="figures of .* failed"):
-        children.wait()
+        children.wait(timeout=120)
     cancelled = FigureChildren(f"{__name__}:_draw", tmp_path, [("a",), ("b",)])
-    cancelled.cancel()
+    cancelled.cancel(timeout=120)
     assert all(proc.exitcode == 0 for proc, _ in cancelled.children)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_child_that_hangs_is_killed_at_the_timeout(tmp_path):
+    children = FigureChildren(f"{__name__}:_draw", tmp_path, [("a",)])
+    with pytest.raises(RuntimeError, match="failed"):
+        children.wait(timeout=0.5)          # nothing was sent: the child waits for ever
+    assert not children.children[0][0].is_alive()
 
 
 def test_membership_figures_from_children_are_the_in_process_ones(tmp_path):

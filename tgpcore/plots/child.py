@@ -70,25 +70,37 @@ class FigureChildren:
         for _, conn in self.children:
             conn.send(result)
 
-    def cancel(self) -> None:
+    def cancel(self, timeout: float | None = None) -> None:
         """Nothing to draw: the children exit."""
-        for proc, conn in self.children:
+        for _, conn in self.children:
             try:
                 conn.send(None)
             except OSError:
                 pass
-            proc.join()
+        self._join(timeout)
 
-    def wait(self) -> None:
-        """Wait for every child; raise if one failed."""
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for every child (at most ``timeout`` seconds in all); raise if one failed."""
+        failed = self._join(timeout)
+        if failed:
+            raise RuntimeError(f"the figures of {self.out_dir} failed (exit codes {failed})")
+
+    def _join(self, timeout: float | None) -> list[int | None]:
+        """Join the children (a child still running after ``timeout`` is killed); the exit
+        codes of those that failed."""
+        import time
+
+        end = None if timeout is None else time.monotonic() + timeout
         failed = []
         for proc, conn in self.children:
-            proc.join()
+            proc.join(None if end is None else max(0.0, end - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
             conn.close()
             if proc.exitcode != 0:
                 failed.append(proc.exitcode)
-        if failed:
-            raise RuntimeError(f"the figures of {self.out_dir} failed (exit codes {failed})")
+        return failed
 
 
 def membership_figure_children(out_dir: str | Path) -> FigureChildren | None:
