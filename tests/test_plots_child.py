@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tgpcore.plots.child import FigureChildren
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -24,31 +22,49 @@ def _fail(result, out_dir, names=()):
     raise ValueError("no figure today")
 
 
+def _in_fresh_process(code: str) -> None:
+    """Run ``code`` in a new interpreter, as a command line runs: pytest's own process holds
+    the threads and fork handlers of every earlier test, and a child forked from it may not
+    start cleanly (the command lines never fork from such a process)."""
+    prelude = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+               "from tgpcore.plots.child import FigureChildren; import pytest; "
+               "T = 'test_plots_child'\n")
+    res = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert res.returncode == 0, res.stderr
+
+
 def test_children_draw_their_part_of_what_the_parent_sends(tmp_path):
-    children = FigureChildren(f"{__name__}:_draw", tmp_path, [("a", "b"), ("c",)])
-    assert len(children.children) == 2
-    children.draw({"members": 3})
-    children.wait(timeout=120)
+    _in_fresh_process(f"""
+children = FigureChildren(T + ":_draw", {str(tmp_path)!r}, [("a", "b"), ("c",)])
+assert len(children.children) == 2
+children.draw({{"members": 3}})
+children.wait(timeout=120)
+""")
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
         "a": "a={'members': 3}", "b": "b={'members': 3}", "c": "c={'members': 3}"}
 
 
 def test_a_failed_child_fails_the_wait_and_a_cancel_draws_nothing(tmp_path):
-    children = FigureChildren(f"{__name__}:_fail", tmp_path, [("a",)])
-    children.draw(1)
-    with pytest.raises(RuntimeError, match="figures of .* failed"):
-        children.wait(timeout=120)
-    cancelled = FigureChildren(f"{__name__}:_draw", tmp_path, [("a",), ("b",)])
-    cancelled.cancel(timeout=120)
-    assert all(proc.exitcode == 0 for proc, _ in cancelled.children)
+    _in_fresh_process(f"""
+children = FigureChildren(T + ":_fail", {str(tmp_path)!r}, [("a",)])
+children.draw(1)
+with pytest.raises(RuntimeError, match="figures of .* failed"):
+    children.wait(timeout=120)
+cancelled = FigureChildren(T + ":_draw", {str(tmp_path)!r}, [("a",), ("b",)])
+cancelled.cancel(timeout=120)
+assert all(proc.exitcode == 0 for proc, _ in cancelled.children)
+""")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_child_that_hangs_is_killed_at_the_timeout(tmp_path):
-    children = FigureChildren(f"{__name__}:_draw", tmp_path, [("a",)])
-    with pytest.raises(RuntimeError, match="failed"):
-        children.wait(timeout=0.5)          # nothing was sent: the child waits for ever
-    assert not children.children[0][0].is_alive()
+    _in_fresh_process(f"""
+children = FigureChildren(T + ":_draw", {str(tmp_path)!r}, [("a",)])
+with pytest.raises(RuntimeError, match="failed"):
+    children.wait(timeout=0.5)          # nothing was sent: the child waits for ever
+assert not children.children[0][0].is_alive()
+""")
 
 
 def test_membership_figures_from_children_are_the_in_process_ones(tmp_path):
